@@ -1,0 +1,72 @@
+"""Full-UNet student: teacher weights plus a guidance-embedding ``cond_proj``; the target is its EMA."""
+
+from __future__ import annotations
+
+import copy
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from diffusers import UNet2DConditionModel
+
+from lcm_exp.adapters.base import StudentAdapter
+from lcm_exp.adapters.ema import EMA
+from lcm_exp.objective import DistillModels, unet_fn
+
+
+def make_student_unet(teacher: UNet2DConditionModel, time_cond_proj_dim: int, cond_proj_init: str):
+    """Build from the (fp32) teacher's config with ``time_cond_proj_dim`` and load its weights; cond_proj is new.
+
+    ``cond_proj_init="zero"`` makes the student equal to the teacher at step 0; "random" is the reference.
+    """
+    student = UNet2DConditionModel.from_config(teacher.config, time_cond_proj_dim=time_cond_proj_dim)
+    missing, unexpected = student.load_state_dict(teacher.state_dict(), strict=False)
+    if unexpected or any(not k.startswith("time_embedding.cond_proj") for k in missing):
+        raise RuntimeError(f"student/teacher weights do not line up: missing={missing}, unexpected={unexpected}")
+    if cond_proj_init == "zero":
+        torch.nn.init.zeros_(student.time_embedding.cond_proj.weight)
+    return student.to(dtype=torch.float32)
+
+
+class FullAdapter(StudentAdapter):
+    recommended_guidance_scale = 8.0  # w = 7, inside both families' trained range
+
+    def __init__(self, cfg, family, gradient_checkpointing: bool = False):
+        self.cfg = cfg
+        self.teacher = family.unet
+        fp32_teacher = family.load_unet()  # fresh fp32 weights, not the teacher cast to the compute dtype
+        self.student = make_student_unet(fp32_teacher, cfg.time_cond_proj_dim, cfg.cond_proj_init)
+        self.student.to(family.device).train()
+        del fp32_teacher
+        if gradient_checkpointing:
+            self.student.enable_gradient_checkpointing()
+        self.target = copy.deepcopy(self.student).requires_grad_(False).eval()
+        self.ema = EMA(list(self.student.parameters()), list(self.target.parameters()), cfg.ema_decay)
+        self.checkpoint_state = [self.ema]
+        self._prepared = self.student
+
+    @property
+    def trainable_module(self):
+        return self.student
+
+    def bind(self, prepared):
+        self._prepared = prepared
+
+    def distill_models(self) -> DistillModels:
+        return DistillModels(
+            student=unet_fn(self._prepared),
+            teacher=unet_fn(self.teacher),
+            target=unet_fn(self.target),
+            guidance_embedding_dim=self.cfg.time_cond_proj_dim,
+        )
+
+    def after_optimizer_step(self):
+        self.ema.update()
+
+    def inference_unet(self):
+        return nullcontext(self.target if self.cfg.export_weights == "ema" else self.student)
+
+    def export(self, model_dir: Path, pipeline_class) -> list[str]:
+        with self.inference_unet() as unet:
+            unet.save_pretrained(model_dir / "unet", safe_serialization=True)
+        return ["unet/"]

@@ -1,0 +1,119 @@
+"""LoRA student: PEFT adapters on the teacher UNet itself.
+
+The teacher is the same UNet with adapters disabled, so no second copy of the weights exists. The target is
+the student under stop-grad (reference) or, with ``target: ema``, a second adapter holding the EMA of the
+trained one, selected for the target pass (still one UNet).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from peft import LoraConfig
+from peft.utils import get_peft_model_state_dict
+
+from lcm_exp.adapters.base import StudentAdapter
+from lcm_exp.adapters.ema import EMA
+from lcm_exp.objective import DistillModels, unet_fn
+
+TRAINED, EMA_ADAPTER = "default", "ema"
+
+
+@contextmanager
+def _active_adapter(unet, name: str | None):
+    """Run with one adapter active (None: adapters disabled = the teacher), then restore the trained one."""
+    if name is None:
+        unet.disable_adapters()
+    else:
+        unet.set_adapter(name)
+    try:
+        yield unet
+    finally:
+        if name is None:
+            unet.enable_adapters()
+        unet.set_adapter(TRAINED)
+
+
+class LoraAdapter(StudentAdapter):
+    recommended_guidance_scale = 1.0  # a plain LCD LoRA learned a w-averaged map: no CFG at inference
+
+    def __init__(self, cfg, family, gradient_checkpointing: bool = False):
+        if cfg.guidance_conditioned:
+            raise NotImplementedError("adapter.guidance_conditioned=true is not implemented yet")
+        self.cfg = cfg
+        self.unet = family.unet  # base weights stay frozen in the compute dtype
+        self.unet.requires_grad_(False)
+        lora = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
+                          target_modules=list(cfg.target_modules), init_lora_weights="gaussian")
+        self.unet.add_adapter(lora, adapter_name=TRAINED)
+        self.checkpoint_state = []
+        self.ema = None
+        if cfg.target == "ema":
+            self.unet.add_adapter(lora, adapter_name=EMA_ADAPTER)
+            self.ema = EMA(self._adapter_params(TRAINED), self._adapter_params(EMA_ADAPTER), cfg.ema_decay)
+            with torch.no_grad():
+                for t, s in zip(self.ema.target, self.ema.source):
+                    t.copy_(s)
+            self.checkpoint_state = [self.ema]
+        self.unet.set_adapter(TRAINED)
+        # LoRA weights train in fp32 even when the frozen base runs in half precision.
+        for p in self._adapter_params(TRAINED):
+            p.data = p.data.float()
+            p.requires_grad_(True)
+        for p in self._adapter_params(EMA_ADAPTER) if self.ema else []:
+            p.requires_grad_(False)
+        if gradient_checkpointing:
+            self.unet.enable_gradient_checkpointing()
+        self.unet.train()
+        self._prepared = self.unet
+
+    def _adapter_params(self, name: str) -> list[torch.nn.Parameter]:
+        return [p for n, p in self.unet.named_parameters() if f".{name}." in n and "lora_" in n]
+
+    @property
+    def trainable_module(self):
+        return self.unet
+
+    def bind(self, prepared):
+        self._prepared = prepared
+
+    def distill_models(self) -> DistillModels:
+        call = unet_fn(self.unet)
+
+        def teacher(x, t, c):
+            with _active_adapter(self.unet, None):
+                return call(x, t, c)
+
+        def target(x, t, c, w):
+            with _active_adapter(self.unet, EMA_ADAPTER if self.ema else TRAINED):
+                return call(x, t, c, w)
+
+        return DistillModels(
+            student=unet_fn(self._prepared),
+            teacher=teacher,
+            target=target,
+            guidance_embedding_dim=None,
+        )
+
+    def after_optimizer_step(self):
+        if self.ema is not None:
+            self.ema.update()
+
+    @contextmanager
+    def inference_unet(self):
+        name = EMA_ADAPTER if self.cfg.export_weights == "ema" else TRAINED
+        with _active_adapter(self.unet, name):
+            yield self.unet
+
+    def lora_state_dict(self) -> dict[str, torch.Tensor]:
+        from diffusers.utils import convert_state_dict_to_diffusers
+
+        name = EMA_ADAPTER if self.cfg.export_weights == "ema" else TRAINED
+        state = get_peft_model_state_dict(self.unet, adapter_name=name)
+        return convert_state_dict_to_diffusers(state)
+
+    def export(self, model_dir: Path, pipeline_class) -> list[str]:
+        pipeline_class.save_lora_weights(model_dir, unet_lora_layers=self.lora_state_dict(), safe_serialization=True)
+        return ["pytorch_lora_weights.safetensors"]

@@ -1,0 +1,22 @@
+"""Register the schemas in Hydra's ConfigStore under ``schema/``, where the YAML files pick them up.
+
+Kept apart from the group options (``model=``, ``adapter=``, ...) so ``--help`` lists only real choices.
+"""
+
+from hydra.core.config_store import ConfigStore
+
+from lcm_exp.config import schema
+
+_GROUP_SCHEMAS = {
+    "model": {"sd15": schema.ModelConfig, "sdxl": schema.SDXLModelConfig},
+    "adapter": {"full": schema.FullAdapterConfig, "lora": schema.LoraAdapterConfig},
+    "loss": {"l2": schema.L2LossConfig, "huber": schema.HuberLossConfig, "pseudo_huber": schema.PseudoHuberLossConfig},
+}
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=schema.RunConfig)
+    for group, variants in _GROUP_SCHEMAS.items():
+        for name, node in variants.items():
+            cs.store(group=f"schema/{group}", name=name, node=node)

@@ -1,0 +1,180 @@
+"""Cross-field rules the schemas cannot express, checked before any model loads.
+
+``validate_config`` reads only plain values (no resolver that builds a teacher runs, nothing heavy is
+imported), so a bad value dies in about a second. ``validate_against_teacher`` then reads the teacher's
+scheduler and VAE *configs* (json only, no weights) for the rules that depend on the checkpoint.
+All problems are collected and reported together, each naming its key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from lcm_exp.config.errors import ConfigError
+
+FAMILIES = ("sd15", "sdxl")
+ADAPTERS = ("full", "lora")
+LOSSES = ("l2", "huber", "pseudo_huber")
+DTYPES = ("fp32", "fp16", "bf16")
+MIXED_PRECISION = ("no", "fp16", "bf16")
+OPTIMIZERS = ("adamw", "adamw8bit")
+LR_SCHEDULERS = (
+    "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup", "piecewise_constant",
+)  # fmt: skip
+LOGGERS = ("none", "tensorboard", "wandb")
+LAUNCHERS = ("inline",)
+
+# (key, allowed values) for every enumerated string knob; adapter/loss/model keys are checked per variant.
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "data.source": ("webdataset",),
+    "data.image_interpolation": ("bilinear", "bicubic", "lanczos"),
+    "data.caption_choice": ("first", "random"),
+    "data.crop": ("random", "center"),
+    "data.small_image": ("upscale", "skip"),
+    "data.empty_caption": ("keep", "skip"),
+    "data.filters.on_missing": ("keep", "drop"),
+    "optim.name": OPTIMIZERS,
+    "optim.lr_scheduler": LR_SCHEDULERS,
+    "trainer.mixed_precision": MIXED_PRECISION,
+    "logger.name": LOGGERS,
+    "logger.mode": ("online", "offline", "disabled"),
+    "launcher.name": LAUNCHERS,
+    "model.family": FAMILIES,
+    "model.vae_dtype": DTYPES,
+    "model.uncond": ("empty_prompt", "zeros"),
+}
+
+# (key, predicate, what it must be)
+_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
+    ("guidance.w_min", lambda v: v >= 0, ">= 0"),
+    ("objective.num_ddim_timesteps", lambda v: v >= 1, ">= 1"),
+    ("objective.timestep_scaling_factor", lambda v: v > 0, "> 0"),
+    ("objective.sigma_data", lambda v: v > 0, "> 0"),
+    ("model.resolution", lambda v: v >= 8 and v % 8 == 0, "a positive multiple of 8"),
+    ("trainer.max_train_steps", lambda v: v >= 1, ">= 1"),
+    ("trainer.batch_size", lambda v: v >= 1, ">= 1"),
+    ("trainer.gradient_accumulation_steps", lambda v: v >= 1, ">= 1"),
+    ("trainer.checkpointing_steps", lambda v: v >= 1, ">= 1"),
+    ("trainer.checkpoints_total_limit", lambda v: v is None or v >= 1, "null or >= 1"),
+    ("trainer.log_every_n_steps", lambda v: v >= 1, ">= 1"),
+    ("optim.lr", lambda v: v > 0, "> 0"),
+    ("optim.weight_decay", lambda v: v >= 0, ">= 0"),
+    ("optim.eps", lambda v: v > 0, "> 0"),
+    ("optim.max_grad_norm", lambda v: v > 0, "> 0"),
+    ("optim.lr_warmup_steps", lambda v: v >= 0, ">= 0"),
+    ("optim.betas", lambda v: len(v) == 2 and all(0 <= b < 1 for b in v), "two values in [0, 1)"),
+    ("data.num_workers", lambda v: v >= 0, ">= 0"),
+    ("data.shuffle_buffer", lambda v: v >= 0, ">= 0"),
+    ("data.max_image_pixels", lambda v: v >= 1, ">= 1"),
+    ("data.max_skip_fraction", lambda v: 0 < v <= 1, "in (0, 1]"),
+    ("data.max_consecutive_skips", lambda v: v >= 1, ">= 1"),
+    ("data.caption_keys", lambda v: len(v) >= 1, "a non-empty list"),
+    ("validation.every_n_steps", lambda v: v >= 0, ">= 0 (0 disables)"),
+    ("validation.num_inference_steps", lambda v: len(v) >= 1 and all(s >= 1 for s in v), "a non-empty list of ints >= 1"),
+    ("validation.seeds", lambda v: len(v) >= 1, "a non-empty list"),
+    ("validation.prompts", lambda v: len(v) >= 1, "a non-empty list"),
+]
+
+_ADAPTER_RULES: dict[str, list[tuple[str, Callable[[Any], bool], str]]] = {
+    "full": [
+        ("time_cond_proj_dim", lambda v: v >= 1, ">= 1"),
+        ("cond_proj_init", lambda v: v in ("random", "zero"), "one of [random, zero]"),
+        ("ema_decay", lambda v: 0 <= v < 1, "in [0, 1)"),
+        ("export_weights", lambda v: v in ("ema", "online"), "one of [ema, online]"),
+    ],
+    "lora": [
+        ("rank", lambda v: v >= 1, ">= 1"),
+        ("alpha", lambda v: v > 0, "> 0"),
+        ("dropout", lambda v: 0 <= v < 1, "in [0, 1)"),
+        ("target_modules", lambda v: len(v) >= 1, "a non-empty list"),
+        ("target", lambda v: v in ("student", "ema"), "one of [student, ema]"),
+        ("ema_decay", lambda v: 0 <= v < 1, "in [0, 1)"),
+        ("time_cond_proj_dim", lambda v: v >= 1, ">= 1"),
+        ("export_weights", lambda v: v in ("online", "ema"), "one of [online, ema]"),
+    ],
+}
+
+_LOSS_RULES: dict[str, list[tuple[str, Callable[[Any], bool], str]]] = {
+    "l2": [],
+    "huber": [("huber_c", lambda v: v > 0, "> 0")],
+    "pseudo_huber": [("scale", lambda v: v > 0, "> 0")],
+}
+
+
+def _get(cfg: DictConfig, key: str) -> Any:
+    node: Any = cfg
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def _check_rules(cfg: DictConfig, prefix: str, rules, problems: list[str]) -> None:
+    for key, ok, expected in rules:
+        full = f"{prefix}{key}"
+        value = _get(cfg, full)
+        try:
+            good = ok(value)
+        except TypeError:
+            good = False
+        if not good:
+            problems.append(f"{full}={value!r}: must be {expected}")
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Raise ConfigError listing every violated rule; touches no teacher and no heavy module."""
+    problems: list[str] = []
+    for key, allowed in _CHOICES.items():
+        value = _get(cfg, key)
+        if value not in allowed:
+            problems.append(f"{key}={value!r}: unknown, choose one of [{', '.join(allowed)}]")
+    _check_rules(cfg, "", _RULES, problems)
+
+    w_min, w_max = cfg.guidance.w_min, cfg.guidance.w_max
+    if w_min > w_max:
+        problems.append(f"guidance.w_min={w_min} > guidance.w_max={w_max}: w_min must be <= w_max")
+
+    adapter = cfg.adapter.name
+    if adapter not in _ADAPTER_RULES:
+        problems.append(f"adapter.name={adapter!r}: unknown, choose one of [{', '.join(ADAPTERS)}]")
+    else:
+        _check_rules(cfg, "adapter.", _ADAPTER_RULES[adapter], problems)
+        if adapter == "lora" and cfg.adapter.export_weights == "ema" and cfg.adapter.target != "ema":
+            problems.append("adapter.export_weights='ema' needs adapter.target='ema' (no EMA is kept otherwise)")
+
+    loss = cfg.loss.name
+    if loss not in _LOSS_RULES:
+        problems.append(f"loss.name={loss!r}: unknown, choose one of [{', '.join(LOSSES)}]")
+    else:
+        _check_rules(cfg, "loss.", _LOSS_RULES[loss], problems)
+
+    shards = cfg.data._get_node("shards")._value()  # raw: an interpolation (generated shards) is not resolved here
+    if OmegaConf.is_interpolation(cfg.data, "shards"):
+        pass
+    elif shards is None or (isinstance(shards, str) and not shards.strip()) or (not isinstance(shards, str) and not len(shards)):
+        problems.append("data.shards is empty: give a path with brace ranges, a pipe: command, or a list of them")
+
+    if problems:
+        raise ConfigError(problems)
+
+
+def validate_against_teacher(cfg) -> dict[str, Any]:
+    """Check the rules that need the teacher's scheduler and VAE configs (json only, before weights load).
+
+    Returns what was read (num_train_timesteps, prediction_type, vae_scale_factor) for the run record.
+    """
+    from lcm_exp.models.teacher_facts import read_teacher_facts
+
+    facts = read_teacher_facts(cfg.model)
+    problems = []
+    n, t = cfg.objective.num_ddim_timesteps, facts["num_train_timesteps"]
+    if not 1 <= n <= t:
+        problems.append(f"objective.num_ddim_timesteps={n}: must be in [1, {t}] (the teacher's training timesteps)")
+    factor = facts["vae_scale_factor"]
+    if cfg.model.resolution % factor:
+        problems.append(f"model.resolution={cfg.model.resolution}: must be divisible by the VAE factor {factor}")
+    if problems:
+        raise ConfigError(problems)
+    return facts

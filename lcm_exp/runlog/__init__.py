@@ -1,0 +1,1 @@
+"""Run records, metrics files and trackers: everything a run writes about itself."""

@@ -1,0 +1,45 @@
+"""Trackers (tensorboard, wandb) through accelerate's tracking API; images go to every chosen tracker."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def tracker_names(logger_cfg) -> list[str]:
+    return [] if logger_cfg.name == "none" else [logger_cfg.name]
+
+
+def init_trackers(accelerator, logger_cfg, run_name: str, config: dict) -> None:
+    names = tracker_names(logger_cfg)
+    if not names:
+        return
+    init_kwargs = {}
+    if logger_cfg.name == "wandb":
+        init_kwargs["wandb"] = {"name": run_name, "mode": logger_cfg.mode, "dir": str(accelerator.project_dir)}
+    accelerator.init_trackers(logger_cfg.project, config=_flat(config), init_kwargs=init_kwargs)
+
+
+def log_images(accelerator, tag: str, images: list, step: int) -> None:
+    """Log PIL images to every tracker (the reference stopped after the first)."""
+    for tracker in accelerator.trackers:
+        if tracker.name == "tensorboard":
+            arr = np.stack([np.asarray(im) for im in images])
+            tracker.writer.add_images(tag, arr, step, dataformats="NHWC")
+        elif tracker.name == "wandb":
+            import wandb
+
+            tracker.log({tag: [wandb.Image(im) for im in images]}, step=step)
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    """Trackers want flat scalars: nested keys joined by '.', lists as strings."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flat(v, key + "."))
+        elif isinstance(v, list | tuple):
+            out[key] = str(v)
+        else:
+            out[key] = v
+    return out

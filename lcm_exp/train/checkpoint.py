@@ -1,0 +1,91 @@
+"""Atomic, rotated training checkpoints on top of ``accelerator.save_state``.
+
+A checkpoint is written into a hidden temporary folder, marked complete, then renamed into place, so a kill
+at any moment leaves either a whole ``checkpoint-<step>`` or nothing that resume would pick. Rotation deletes
+old checkpoints only after the new one is in place.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+PREFIX = "checkpoint-"
+MARKER = "COMPLETE"
+
+
+def _step_of(path: Path) -> int:
+    return int(path.name[len(PREFIX):])
+
+
+def complete_checkpoints(root: Path) -> list[Path]:
+    """Finished checkpoints under ``root``, oldest first (temporary or unmarked folders are ignored)."""
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir()
+             if p.is_dir() and p.name.startswith(PREFIX) and p.name[len(PREFIX):].isdigit() and (p / MARKER).is_file()]
+    return sorted(found, key=_step_of)
+
+
+def find_resume_checkpoint(root: Path, spec: str | None) -> Path | None:
+    """``latest`` -> newest complete checkpoint (or None); a path -> that checkpoint, which must be complete."""
+    if spec is None:
+        return None
+    if spec == "latest":
+        done = complete_checkpoints(root)
+        return done[-1] if done else None
+    path = Path(spec)
+    if not (path / MARKER).is_file():
+        raise FileNotFoundError(f"trainer.resume_from_checkpoint={spec!r}: not a complete checkpoint folder")
+    return path
+
+
+def save_checkpoint(accelerator, root: Path, step: int, extra: dict, total_limit: int | None) -> Path:
+    """Save accelerate state + ``extra`` (json: step, data position, counters) atomically, then rotate."""
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"{PREFIX}{step}"
+    tmp = root / f".tmp-{PREFIX}{step}"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))  # every rank writes its own RNG state here
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (tmp / "trainer_state.json").write_text(json.dumps(extra, indent=2))
+        (tmp / MARKER).write_text("ok\n")
+        _fsync_dir(tmp)
+        if final.exists():  # a stale checkpoint of the same step (e.g. from a run that was stopped): replace it
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        _fsync_dir(root)
+        _rotate(root, total_limit)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def read_trainer_state(checkpoint: Path) -> dict:
+    return json.loads((checkpoint / "trainer_state.json").read_text())
+
+
+def _rotate(root: Path, total_limit: int | None) -> None:
+    if total_limit is None:
+        return
+    done = complete_checkpoints(root)
+    for old in done[: max(0, len(done) - total_limit)]:
+        log.info("removing old checkpoint %s (trainer.checkpoints_total_limit=%d)", old, total_limit)
+        shutil.rmtree(old, ignore_errors=True)
+    for stale in root.glob(f".tmp-{PREFIX}*"):  # leftovers of killed saves
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,34 @@
+"""Optimizer and learning-rate schedule from the ``optim`` config."""
+
+from __future__ import annotations
+
+import torch
+from diffusers.optimization import get_scheduler
+
+
+def build_optimizer(cfg, params: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
+    kwargs = dict(lr=lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay, eps=cfg.eps)
+    if cfg.name == "adamw8bit":
+        try:
+            import bitsandbytes as bnb
+        except ImportError as e:  # pragma: no cover - bitsandbytes is a dependency
+            raise ImportError("optim=adamw8bit needs bitsandbytes (pip install bitsandbytes)") from e
+        return bnb.optim.AdamW8bit(params, **kwargs)
+    if cfg.name == "adamw":
+        on_gpu = all(p.is_cuda for p in params)
+        return torch.optim.AdamW(params, fused=on_gpu or None, **kwargs)
+    raise ValueError(f"optim.name={cfg.name!r}: unknown, choose one of [adamw, adamw8bit]")
+
+
+def build_scheduler(cfg, optimizer, max_train_steps: int, num_processes: int):
+    """A diffusers schedule counted in optimizer steps.
+
+    accelerate steps a prepared scheduler once per process on each optimizer step, so the step counts given to
+    diffusers are multiplied by the process count (as the reference scripts do).
+    """
+    return get_scheduler(
+        cfg.lr_scheduler,
+        optimizer=optimizer,
+        num_warmup_steps=cfg.lr_warmup_steps * num_processes,
+        num_training_steps=max_train_steps * num_processes,
+    )

@@ -1,0 +1,80 @@
+"""Few-step validation images: an LCMScheduler pipeline assembled once from the in-memory components.
+
+No reload from disk and no safety checker (unlike the reference); every chosen tracker gets the grids.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from diffusers import LCMScheduler
+from PIL import Image
+
+from lcm_exp.runlog.trackers import log_images
+
+log = logging.getLogger(__name__)
+
+
+def lcm_scheduler(noise_scheduler_config, objective_cfg) -> LCMScheduler:
+    """The inference scheduler matching training: same grid size (original_inference_steps) and scalings."""
+    return LCMScheduler.from_config(
+        noise_scheduler_config,
+        original_inference_steps=objective_cfg.num_ddim_timesteps,
+        timestep_scaling=objective_cfg.timestep_scaling_factor,
+    )
+
+
+def image_grid(images: list[Image.Image], cols: int) -> Image.Image:
+    rows = (len(images) + cols - 1) // cols
+    w, h = images[0].size
+    grid = Image.new("RGB", (cols * w, rows * h), "white")
+    for i, im in enumerate(images):
+        grid.paste(im, ((i % cols) * w, (i // cols) * h))
+    return grid
+
+
+class Validator:
+    def __init__(self, cfg, objective_cfg, family, adapter, run_dir: Path, accelerator):
+        self.cfg, self.family, self.adapter, self.accelerator = cfg, family, adapter, accelerator
+        self.out_root = Path(run_dir) / "validation"
+        self.scheduler = lcm_scheduler(family.noise_scheduler.config, objective_cfg)
+        self.pipeline = None
+
+    def guidance_scale(self) -> float:
+        return self.cfg.guidance_scale if self.cfg.guidance_scale is not None else self.adapter.recommended_guidance_scale
+
+    @torch.no_grad()
+    def run(self, step: int) -> Path:
+        """Write one grid per step count (rows: prompts x seeds) under validation/step-<step>/ (rank 0 only)."""
+        out = self.out_root / f"step-{step:06d}"
+        if not self.accelerator.is_main_process:
+            self.accelerator.wait_for_everyone()
+            return out
+        out.mkdir(parents=True, exist_ok=True)
+        res = self.family.cfg.resolution
+        with self.adapter.inference_unet() as unet:
+            was_training = unet.training
+            unet.eval()
+            if self.pipeline is None:
+                self.pipeline = self.family.build_pipeline(unet, self.scheduler)
+                self.pipeline.set_progress_bar_config(disable=True)
+            self.pipeline.unet = unet
+            for n in self.cfg.num_inference_steps:
+                images = []
+                for prompt in self.cfg.prompts:
+                    for seed in self.cfg.seeds:
+                        generator = torch.Generator(self.accelerator.device).manual_seed(seed)
+                        with self.accelerator.autocast():
+                            images += self.pipeline(
+                                prompt, num_inference_steps=n, guidance_scale=self.guidance_scale(),
+                                height=res, width=res, generator=generator,
+                            ).images  # fmt: skip
+                grid = image_grid(images, cols=len(self.cfg.seeds))
+                grid.save(out / f"{n}-steps.png")
+                log_images(self.accelerator, f"validation/{n}_steps", [grid], step)
+            unet.train(was_training)
+        log.info("validation images: %s", out)
+        self.accelerator.wait_for_everyone()
+        return out

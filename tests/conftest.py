@@ -1,0 +1,14 @@
+"""Shared fixtures: offline hub, one cache of tiny teachers and shards per test session."""
+
+import os
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("WANDB_MODE", "offline")
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory):
+    """Tiny teachers and synthetic shards are built once per session (LCM_EXP_CACHE reuses a persistent one)."""
+    return os.environ.get("LCM_EXP_CACHE") or str(tmp_path_factory.mktemp("cache"))
