@@ -108,11 +108,10 @@ class LoraAdapter(StudentAdapter):
             yield self.unet
 
     def lora_state_dict(self) -> dict[str, torch.Tensor]:
-        from diffusers.utils import convert_state_dict_to_diffusers
-
+        """PEFT-format keys, which ``load_lora_weights`` reads as they are. (Converting them to the old diffusers
+        format, as the reference does, rewrites only the attention keys and the file then loads partially.)"""
         name = EMA_ADAPTER if self.cfg.export_weights == "ema" else TRAINED
-        state = get_peft_model_state_dict(self.unet, adapter_name=name)
-        return convert_state_dict_to_diffusers(state)
+        return get_peft_model_state_dict(self.unet, adapter_name=name)
 
     def export(self, model_dir: Path, pipeline_class) -> list[str]:
         pipeline_class.save_lora_weights(model_dir, unet_lora_layers=self.lora_state_dict(), safe_serialization=True)

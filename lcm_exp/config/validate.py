@@ -14,8 +14,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from lcm_exp.config.errors import ConfigError
+from lcm_exp.models.registry import FAMILY_NAMES
 
-FAMILIES = ("sd15", "sdxl")
 ADAPTERS = ("full", "lora")
 LOSSES = ("l2", "huber", "pseudo_huber")
 DTYPES = ("fp32", "fp16", "bf16")
@@ -42,7 +42,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "logger.name": LOGGERS,
     "logger.mode": ("online", "offline", "disabled"),
     "launcher.name": LAUNCHERS,
-    "model.family": FAMILIES,
+    "model.family": FAMILY_NAMES,
     "model.vae_dtype": DTYPES,
     "model.uncond": ("empty_prompt", "zeros"),
 }

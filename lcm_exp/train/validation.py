@@ -26,6 +26,14 @@ def lcm_scheduler(noise_scheduler_config, objective_cfg) -> LCMScheduler:
     )
 
 
+@torch.no_grad()
+def decode_latents(vae, latents: torch.Tensor) -> list[Image.Image]:
+    """Decode in the VAE's own dtype (it may differ from the UNet's, which the pipelines do not handle)."""
+    x = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor).sample
+    x = ((x.float() / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return [Image.fromarray(a) for a in x]
+
+
 def image_grid(images: list[Image.Image], cols: int) -> Image.Image:
     rows = (len(images) + cols - 1) // cols
     w, h = images[0].size
@@ -67,10 +75,11 @@ class Validator:
                     for seed in self.cfg.seeds:
                         generator = torch.Generator(self.accelerator.device).manual_seed(seed)
                         with self.accelerator.autocast():
-                            images += self.pipeline(
+                            latents = self.pipeline(
                                 prompt, num_inference_steps=n, guidance_scale=self.guidance_scale(),
-                                height=res, width=res, generator=generator,
+                                height=res, width=res, generator=generator, output_type="latent",
                             ).images  # fmt: skip
+                        images += decode_latents(self.family.vae, latents)
                 grid = image_grid(images, cols=len(self.cfg.seeds))
                 grid.save(out / f"{n}-steps.png")
                 log_images(self.accelerator, f"validation/{n}_steps", [grid], step)

@@ -1,0 +1,170 @@
+"""The model-family interface the training loop talks to, and the loading both families share.
+
+A family turns a teacher checkpoint (hub id or local folder, loaded the same way) into: the noise schedule, a
+frozen teacher UNet, a VAE, and a text side that maps a data batch to one ``Conditioning`` and its
+unconditional twin. The loop never asks which family it holds.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from diffusers import AutoencoderKL, DDPMScheduler, DiffusionPipeline, UNet2DConditionModel
+
+from lcm_exp.conditioning import Conditioning
+from lcm_exp.models.registry import FAMILIES, FAMILY_NAMES, get_family
+from lcm_exp.models.teacher_files import MissingComponentError, component_class_name, is_local, read_model_index
+
+__all__ = ["FAMILIES", "FAMILY_NAMES", "ModelFamily", "get_family", "resolve_dtype"]
+
+
+_DTYPES = {
+    "fp32": torch.float32, "float32": torch.float32, "no": torch.float32,
+    "fp16": torch.float16, "float16": torch.float16,
+    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+}  # fmt: skip
+UNCOND_MODES = ("empty_prompt", "zeros")
+
+
+def resolve_dtype(value: str | torch.dtype, key: str) -> torch.dtype:
+    """A torch dtype from a config string (fp32/fp16/bf16, accelerate's "no", or the torch names)."""
+    if isinstance(value, torch.dtype):
+        return value
+    if value not in _DTYPES:
+        raise ValueError(f"{key}: unknown dtype {value!r}; valid: {', '.join(_DTYPES)}")
+    return _DTYPES[value]
+
+
+class ModelFamily(ABC):
+    """A teacher and its text conditioning.
+
+    Attributes after construction: ``noise_scheduler`` (DDPMScheduler from the teacher's scheduler folder),
+    ``prediction_type``, ``num_train_timesteps``, ``alphas_cumprod`` (float64 copy of the scheduler's),
+    ``tokenizers``/``text_encoders`` (frozen, eval, ``weight_dtype``), ``vae`` (frozen, eval, ``vae_dtype``),
+    ``unet`` (the teacher: frozen, eval, ``weight_dtype``).
+    """
+
+    name: ClassVar[str]
+    pipeline_class: ClassVar[type[DiffusionPipeline]]
+    text_components: ClassVar[tuple[tuple[str, str], ...]]  # (tokenizer, text encoder) subfolders, in order
+
+    def __init__(
+        self, cfg: Any, device: str | torch.device | None = None, weight_dtype: str | torch.dtype | None = None
+    ):
+        """``cfg``: a model config (teacher, revision, variant, vae, vae_dtype, resolution, uncond, ...).
+
+        ``device`` / ``weight_dtype`` default to ``cfg.device`` / ``cfg.weight_dtype`` when the config has them,
+        else cpu / fp32; the loop usually passes them because they come from the accelerator, not the model.
+        """
+        self.cfg = cfg
+        self.teacher = str(cfg.teacher)
+        self.revision = cfg.revision
+        self.device = torch.device(device if device is not None else getattr(cfg, "device", "cpu"))
+        self.weight_dtype = resolve_dtype(
+            weight_dtype if weight_dtype is not None else getattr(cfg, "weight_dtype", "fp32"), "weight_dtype"
+        )
+        self.vae_dtype = resolve_dtype(cfg.vae_dtype, "model.vae_dtype")
+        if cfg.uncond not in UNCOND_MODES:
+            raise ValueError(f"model.uncond: {cfg.uncond!r} is not one of {', '.join(UNCOND_MODES)}")
+        self.uncond_mode: str = cfg.uncond
+
+        # The schedule first: cheap, and a wrong teacher fails before any weight loads.
+        self.noise_scheduler: DDPMScheduler = self._load("scheduler", DDPMScheduler)
+        self.prediction_type: str = self.noise_scheduler.config.prediction_type
+        self.num_train_timesteps: int = self.noise_scheduler.config.num_train_timesteps
+        self.alphas_cumprod: torch.Tensor = self.noise_scheduler.alphas_cumprod.to(torch.float64)
+
+        self.model_index = read_model_index(self.teacher, self.revision)
+        self.tokenizers = [self._load(tok) for tok, _ in self.text_components]
+        self.text_encoders = [
+            _frozen(self._load(enc, variant=cfg.variant), self.device, self.weight_dtype)
+            for _, enc in self.text_components
+        ]
+        self.vae: AutoencoderKL = _frozen(self._load_vae(), self.device)
+        self.unet: UNet2DConditionModel = _frozen(self.load_unet(self.weight_dtype), self.device)
+        self._empty = self._encode_prompts([""]) if self.uncond_mode == "empty_prompt" else None
+
+    # ------------------------------------------------------------------ loading
+
+    def _load(self, component: str, cls: type | None = None, **kwargs: Any) -> Any:
+        """``cls.from_pretrained(teacher, subfolder=component)``; cls defaults to the model_index.json entry."""
+        if cls is None:
+            library, class_name = component_class_name(self.teacher, self.model_index, component)
+            cls = getattr(importlib.import_module(library), class_name)
+        elif is_local(self.teacher) and not (Path(self.teacher).expanduser() / component).is_dir():
+            raise MissingComponentError(f"teacher folder {self.teacher!r} has no {component!r} subfolder")
+        try:
+            return cls.from_pretrained(self.teacher, subfolder=component, revision=self.revision, **kwargs)
+        except OSError as err:
+            raise MissingComponentError(
+                f"teacher {self.teacher!r} (revision {self.revision!r}): cannot load {component!r} "
+                f"as {cls.__name__}: {err}"
+            ) from err
+
+    def _load_vae(self) -> AutoencoderKL:
+        """The teacher's VAE, or ``cfg.vae`` (a whole-repo VAE such as an fp16-safe SDXL VAE, no revision)."""
+        if self.cfg.vae is None:
+            return self._load("vae", AutoencoderKL, variant=self.cfg.variant, torch_dtype=self.vae_dtype)
+        try:
+            return AutoencoderKL.from_pretrained(str(self.cfg.vae), torch_dtype=self.vae_dtype)
+        except OSError as err:
+            raise MissingComponentError(f"model.vae: cannot load VAE override {self.cfg.vae!r}: {err}") from err
+
+    def load_unet(self, dtype: torch.dtype = torch.float32) -> UNet2DConditionModel:
+        """A fresh copy of the teacher UNet from the checkpoint, on CPU (e.g. the full adapter's fp32 student)."""
+        return self._load("unet", UNet2DConditionModel, variant=self.cfg.variant, torch_dtype=dtype)
+
+    # ------------------------------------------------------------------ encoding
+
+    @torch.no_grad()
+    def encode_images(self, pixel_values: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Latents as the reference makes them: a sample of the VAE posterior (not its mean) times scaling_factor.
+
+        The VAE runs in ``vae_dtype``; latents come back in float32 so the schedule math stays exact and the
+        caller casts once for the UNets.
+        """
+        posterior = self.vae.encode(pixel_values.to(self.device, self.vae_dtype)).latent_dist
+        return (posterior.sample(generator) * self.vae.config.scaling_factor).float()
+
+    def _tokenize(self, tokenizer: Any, captions: list[str]) -> torch.Tensor:
+        ids = tokenizer(
+            captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+            return_tensors="pt",
+        ).input_ids  # fmt: skip
+        return ids.to(self.device)
+
+    @abstractmethod
+    def _encode_prompts(self, captions: list[str]) -> Conditioning:
+        """Prompt (and pooled) embeddings of the captions, without time_ids."""
+
+    @torch.no_grad()
+    def encode_text(self, batch: dict[str, Any]) -> Conditioning:
+        """The conditional branch of a data batch (uses ``captions``, and the SDXL size keys)."""
+        return self._encode_prompts(list(batch["captions"]))
+
+    def unconditional(self, cond: Conditioning) -> Conditioning:
+        """The unconditional twin of ``cond``: ``uncond=zeros`` zeroes prompt and pooled embeddings, ``empty_prompt``
+        repeats the cached encoding of "" (computed once at init); time_ids are kept as they are."""
+        n, like = len(cond), cond.prompt_embeds
+        if self.uncond_mode == "zeros":
+            pooled = None if cond.pooled_embeds is None else torch.zeros_like(cond.pooled_embeds)
+            return Conditioning(torch.zeros_like(like), pooled, cond.time_ids)
+        empty = self._empty.to(device=like.device, dtype=like.dtype)
+        pooled = None if empty.pooled_embeds is None else empty.pooled_embeds.repeat(n, 1)
+        return Conditioning(empty.prompt_embeds.repeat(n, 1, 1), pooled, cond.time_ids)
+
+    # ------------------------------------------------------------------ inference
+
+    @abstractmethod
+    def build_pipeline(self, unet: UNet2DConditionModel, scheduler: Any) -> DiffusionPipeline:
+        """A diffusers pipeline from the in-memory components with the given UNet and scheduler."""
+
+
+def _frozen(module: torch.nn.Module, device: torch.device, dtype: torch.dtype | None = None) -> Any:
+    """Diffusers models get their dtype at load (``.to(dtype)`` on them warns about fp32-kept modules)."""
+    module.requires_grad_(False)
+    return module.to(device, dtype).eval()
