@@ -1,0 +1,29 @@
+"""Latent Consistency Distillation objective: pure tensor functions and one `distill_step` (no I/O, no logging)."""
+
+from lcm_exp.objective.guidance import apply_cfg, guidance_embedding, sample_guidance
+from lcm_exp.objective.losses import LossFn, build_loss, huber, l2, pseudo_huber
+from lcm_exp.objective.parameterization import PREDICTION_TYPES, predicted_x0_eps
+from lcm_exp.objective.scalings import boundary_scalings
+from lcm_exp.objective.solver import DDIMSolver, ddim_timesteps
+from lcm_exp.objective.step import DistillModels, ObjectiveSpec, StepOutput, distill_step, unet_fn
+
+__all__ = [
+    "PREDICTION_TYPES",
+    "DDIMSolver",
+    "DistillModels",
+    "LossFn",
+    "ObjectiveSpec",
+    "StepOutput",
+    "apply_cfg",
+    "boundary_scalings",
+    "build_loss",
+    "ddim_timesteps",
+    "distill_step",
+    "guidance_embedding",
+    "huber",
+    "l2",
+    "predicted_x0_eps",
+    "pseudo_huber",
+    "sample_guidance",
+    "unet_fn",
+]
