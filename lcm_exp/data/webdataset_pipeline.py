@@ -1,0 +1,188 @@
+"""The training data stream: webdataset shards -> collated batches (the contract's batch dict).
+
+Stages (each with its own error handling, since a webdataset `handler=` does not propagate between stages):
+shard list (seeded; split by rank, then by worker) -> tar reading and grouping (ShardErrorHandler) ->
+seeded sample shuffle -> SampleDecoder (per-sample try/except, classified skips) -> batching, which attaches
+the worker's skip counts since its previous batch. Collation happens here, so the DataLoader uses
+batch_size=None and `num_workers=0` works (the reference scripts divide by it).
+
+Reproducibility: every random choice (shard order, resampling, shuffle buffer, crops, flips, caption choice)
+comes from seeds derived from (seed, rank, worker, epoch); no time or pid seeds.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import torch
+import webdataset as wds
+from torch.utils.data import DataLoader, IterableDataset
+
+from lcm_exp.data.decode import SampleDecoder
+from lcm_exp.data.shards import expand_shards, finite_shards, resampled_shards, seed_for
+from lcm_exp.data.skips import ShardErrorHandler, SkipCounter
+from lcm_exp.data.spec import DataSpec
+
+logger = logging.getLogger(__name__)
+
+
+class WebImageTextDataset(IterableDataset):
+    """Yields batches (dicts) as in the data contract, plus skip accounting fields:
+    num_skipped, num_filtered (ints, this worker, since its previous batch), skipped_by_shard (url -> count),
+    skip_reasons (reason -> count, skipped and filtered).
+
+    Finite mode ends after one pass over this rank's shards and emits a final partial batch; each new
+    iteration is the next epoch (a new shard/sample order). Resampled mode never ends.
+    """
+
+    def __init__(
+        self,
+        spec: DataSpec,
+        *,
+        resolution: int,
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        epoch: int = 0,
+    ):
+        super().__init__()
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if world_size <= 0 or not 0 <= rank < world_size:
+            raise ValueError(f"need 0 <= rank < world_size, got rank={rank} world_size={world_size}")
+        self.urls = expand_shards(spec.shards)
+        if not spec.resampled and len(self.urls) < world_size:
+            raise ValueError(
+                f"data.shards {spec.shards!r}: {len(self.urls)} shard(s) cannot be split over {world_size} ranks "
+                "in finite mode (a rank without shards would stall DDP); use more shards or data.resampled=true"
+            )
+        self.spec = spec
+        self.batch_size = batch_size
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = epoch
+        self.decoder = SampleDecoder(spec, resolution)
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch the next iteration uses (also the salt of resampled mode, so a resumed run can avoid
+        replaying the start of the stream)."""
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        epoch = self.epoch
+        self.epoch += 1  # persistent workers keep their copy: the next pass is the next epoch
+        _, _, worker, num_workers = wds.utils.pytorch_worker_info()
+        spec = self.spec
+        counter = SkipCounter(spec.max_consecutive_skips)
+        if spec.resampled:
+            shards = resampled_shards(self.urls, seed=self.seed, epoch=epoch, rank=self.rank, worker=worker)
+        else:
+            shards = finite_shards(self.urls, seed=self.seed, epoch=epoch, rank=self.rank, world_size=self.world_size)
+            if len(self.urls) // self.world_size < num_workers:
+                logger.debug("rank %d has fewer shards than %d workers: some workers idle", self.rank, num_workers)
+        handler = ShardErrorHandler(counter)
+        samples = wds.tarfile_to_samples(handler=handler)(handler.track(shards))
+        if spec.shuffle_buffer > 1:
+            rng = random.Random(seed_for("samples", self.seed, self.rank, worker, epoch))
+            samples = wds.shuffle(spec.shuffle_buffer, spec.shuffle_buffer, rng=rng)(samples)
+        rng = random.Random(seed_for("transforms", self.seed, self.rank, worker, epoch))
+        yield from _batches(self._decoded(samples, counter, rng), counter, self.batch_size)
+        # only a finite pass gets here; drops after its last batch have no batch to ride on
+        if counter.totals:
+            logger.info("rank %d worker %d epoch %d: dropped %s", self.rank, worker, epoch, dict(counter.totals))
+
+    def _decoded(self, samples: Iterable[dict], counter: SkipCounter, rng: random.Random) -> Iterator[dict]:
+        for raw in samples:
+            try:
+                out = self.decoder(raw, rng)
+            except Exception as exn:  # any per-sample failure drops that sample only, counted and logged
+                counter.record(exn, url=raw.get("__url__"), key=raw.get("__key__"))
+                continue
+            counter.ok()
+            yield out
+
+
+def _batches(samples: Iterable[dict], counter: SkipCounter, batch_size: int) -> Iterator[dict[str, Any]]:
+    batch: list[dict] = []
+    for sample in samples:
+        batch.append(sample)
+        if len(batch) == batch_size:
+            yield collate(batch, counter.take())
+            batch = []
+    if batch:
+        yield collate(batch, counter.take())
+
+
+def collate(samples: list[dict], counts: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "pixel_values": torch.stack([s["pixel_values"] for s in samples]),
+        "captions": [s["caption"] for s in samples],
+        "original_size": torch.tensor([s["original_size"] for s in samples], dtype=torch.long),
+        "crop_top_left": torch.tensor([s["crop_top_left"] for s in samples], dtype=torch.long),
+        "keys": [s["key"] for s in samples],
+        **counts,
+    }
+
+
+def build_webdataset(
+    spec: DataSpec,
+    *,
+    resolution: int,
+    batch_size: int,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+    epoch: int = 0,
+) -> WebImageTextDataset:
+    """The batched IterableDataset; raises ValueError/FileNotFoundError naming the spec for an empty list
+    or a missing local shard, before any data is read."""
+    return WebImageTextDataset(
+        spec, resolution=resolution, batch_size=batch_size, seed=seed, rank=rank, world_size=world_size, epoch=epoch
+    )
+
+
+class EpochDataLoader(DataLoader):
+    """A DataLoader that starts each `iter()` on the next epoch.
+
+    Non-persistent workers get a fresh copy of the dataset per iteration, so the epoch must be set on the
+    parent's copy before they start; persistent workers advance their own copy (WebImageTextDataset.__iter__).
+    """
+
+    def __init__(self, dataset: WebImageTextDataset, *, first_epoch: int, **kwargs: Any):
+        super().__init__(dataset, **kwargs)
+        self.next_epoch = first_epoch
+
+    def __iter__(self):
+        self.dataset.set_epoch(self.next_epoch)
+        self.next_epoch += 1
+        return super().__iter__()
+
+
+def build_dataloader(
+    spec: DataSpec,
+    *,
+    resolution: int,
+    batch_size: int,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+    epoch: int = 0,
+    pin_memory: bool = False,
+) -> EpochDataLoader:
+    dataset = build_webdataset(
+        spec, resolution=resolution, batch_size=batch_size, seed=seed, rank=rank, world_size=world_size, epoch=epoch
+    )
+    workers = spec.num_workers
+    return EpochDataLoader(
+        dataset,
+        first_epoch=epoch,
+        batch_size=None,
+        num_workers=workers,
+        persistent_workers=spec.persistent_workers and workers > 0,
+        pin_memory=pin_memory,
+    )
