@@ -38,6 +38,9 @@ def _active_adapter(unet, name: str | None):
 
 class LoraAdapter(StudentAdapter):
     recommended_guidance_scale = 1.0  # a plain LCD LoRA learned a w-averaged map: no CFG at inference
+    recommended_steps, steps_range = 4, (2, 8)
+    guidance_note = ("A plain LCD LoRA learned a w-averaged map and is used without CFG (guidance_scale 1.0); values "
+                     "slightly above 1 (up to about 2) add ordinary CFG on top, at twice the UNet cost per step.")
 
     def __init__(self, cfg, family, gradient_checkpointing: bool = False):
         if cfg.guidance_conditioned:
@@ -48,7 +51,7 @@ class LoraAdapter(StudentAdapter):
         lora = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
                           target_modules=list(cfg.target_modules), init_lora_weights="gaussian")
         self.unet.add_adapter(lora, adapter_name=TRAINED)
-        self.checkpoint_state = []
+        self.checkpoint_state = {}
         self.ema = None
         if cfg.target == "ema":
             self.unet.add_adapter(lora, adapter_name=EMA_ADAPTER)
@@ -56,7 +59,7 @@ class LoraAdapter(StudentAdapter):
             with torch.no_grad():
                 for t, s in zip(self.ema.target, self.ema.source):
                     t.copy_(s)
-            self.checkpoint_state = [self.ema]
+            self.checkpoint_state = {"ema": self.ema}
         self.unet.set_adapter(TRAINED)
         # LoRA weights train in fp32 even when the frozen base runs in half precision.
         for p in self._adapter_params(TRAINED):
@@ -113,6 +116,22 @@ class LoraAdapter(StudentAdapter):
         name = EMA_ADAPTER if self.cfg.export_weights == "ema" else TRAINED
         return get_peft_model_state_dict(self.unet, adapter_name=name)
 
-    def export(self, model_dir: Path, pipeline_class) -> list[str]:
+    def export(self, model_dir: Path, pipeline_class, *, fp16_variant: bool = False) -> list[str]:
+        if fp16_variant:
+            raise ValueError("export.fp16_variant: a LoRA file has no fp16 variant (it loads into any pipeline dtype)")
         pipeline_class.save_lora_weights(model_dir, unet_lora_layers=self.lora_state_dict(), safe_serialization=True)
         return ["pytorch_lora_weights.safetensors"]
+
+    @staticmethod
+    def usage_code(pipeline: str, teacher: str, model_ref: str, *, fp16_variant: bool = False) -> str:
+        """A diffusers snippet that loads this student (the model card's)."""
+        steps, guidance = LoraAdapter.recommended_steps, LoraAdapter.recommended_guidance_scale
+        return f"""import torch
+from diffusers import {pipeline}, LCMScheduler
+
+model_id = "{model_ref}"
+pipe = {pipeline}.from_pretrained("{teacher}")
+pipe.load_lora_weights(model_id)
+pipe.scheduler = LCMScheduler.from_pretrained(model_id, subfolder="scheduler")
+pipe = pipe.to("cuda" if torch.cuda.is_available() else "cpu")
+image = pipe("a photo of a cat", num_inference_steps={steps}, guidance_scale={guidance}).images[0]"""

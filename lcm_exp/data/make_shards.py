@@ -6,6 +6,7 @@ name and renamed when complete: a killed writer never leaves a half shard under 
 
     python -m lcm_exp.data.make_shards --synthetic 1000 --out data/shapes
     python -m lcm_exp.data.make_shards --image-folder photos/ --out data/photos --samples-per-shard 500
+    python -m lcm_exp.data.make_shards --hf-dataset saved_or_name --split train --caption-column prompt --out data/hf
 """
 
 from __future__ import annotations
@@ -159,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--image-folder", type=Path, help="images with .txt siblings, metadata.jsonl or captions.csv")
     source.add_argument("--synthetic", type=int, metavar="N", help="N generated captioned-shape images")
+    source.add_argument("--hf-dataset", metavar="PATH_OR_NAME",
+                        help="a `datasets` dataset: save_to_disk folder, local dataset folder, or hub name")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--prefix", default="shard")
     parser.add_argument("--samples-per-shard", type=int, default=1000)
@@ -167,12 +170,21 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
     parser.add_argument("--seed", type=int, default=0, help="synthetic: generator seed")
     parser.add_argument("--size", type=_size, action="append", help="synthetic: HxW, repeatable (cycled)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing <prefix>-*.tar shards")
+    parser.add_argument("--split", default="train", help="hf-dataset: the split")
+    parser.add_argument("--dataset-config", help="hf-dataset: the dataset's config name")
+    parser.add_argument("--image-column", default="image", help="hf-dataset: the image column")
+    parser.add_argument("--caption-column", help="hf-dataset: the caption column (default: text, else caption)")
     args = parser.parse_args(argv)
 
     if args.synthetic is not None:
         from lcm_exp.data.synthetic import DEFAULT_SIZES, synthetic_samples
 
         samples = synthetic_samples(args.synthetic, seed=args.seed, sizes=args.size or DEFAULT_SIZES)
+    elif args.hf_dataset is not None:
+        from lcm_exp.data.hf_dataset_source import hf_dataset_samples
+
+        samples = hf_dataset_samples(args.hf_dataset, split=args.split, config_name=args.dataset_config,
+                                     image_column=args.image_column, caption_column=args.caption_column)  # fmt: skip
     else:
         from lcm_exp.data.image_folder import image_folder_samples
 
@@ -187,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
             jpeg_quality=args.jpeg_quality,
             overwrite=args.overwrite,
         )
-    except (FileExistsError, FileNotFoundError, ValueError) as exn:
+    except (FileExistsError, FileNotFoundError, ValueError, ImportError, RuntimeError) as exn:
         parser.error(str(exn))
     if not paths:
         parser.error("no samples to write")

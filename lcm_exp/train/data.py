@@ -1,16 +1,81 @@
-"""The bridge from the typed ``data`` config to the data pipeline's own spec."""
+"""The one place that turns the ``data`` config into the training batch stream, whatever ``data.source`` is.
+
+webdataset -> the shard pipeline; imagefolder / hf_dataset -> a map-style record reader behind the same decoding,
+transforms, skip accounting and batch fields (lcm_exp.data.indexed_source). Every source is split per rank and per
+DataLoader worker, and seeded from (seed, rank, worker, epoch).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, fields
+from typing import Any
+
+import torch
 
 from lcm_exp.data.spec import DataSpec, FilterSpec
 
-# config keys that belong to the loop, not the pipeline
-_LOOP_KEYS = {"source", "max_skip_fraction"}
+_SPEC_FIELDS = {f.name for f in fields(DataSpec)}
 
 
 def data_spec_from_config(cfg) -> DataSpec:
-    fields = {k: v for k, v in asdict(cfg).items() if k not in _LOOP_KEYS}
-    fields["filters"] = FilterSpec(**fields["filters"])
-    return DataSpec(**fields)
+    """The decoding/pipeline part of the data config (source selection keys and loop keys are not in DataSpec)."""
+    values = {k: v for k, v in asdict(cfg).items() if k in _SPEC_FIELDS}
+    values["filters"] = FilterSpec(**values["filters"])
+    if values.get("shards") is None:
+        values["shards"] = ""  # a map-style source has none
+    return DataSpec(**values)
+
+
+def build_train_loader(data_cfg, *, resolution: int, batch_size: int, seed: int, rank: int,
+                       world_size: int) -> Iterable[dict[str, Any]]:  # fmt: skip
+    """Batches of the data contract for this rank; each ``iter()`` is the next epoch (resampled shards: endless)."""
+    from lcm_exp.data.webdataset_pipeline import EpochDataLoader, build_dataloader
+
+    spec = data_spec_from_config(data_cfg)
+    common = dict(resolution=resolution, batch_size=batch_size, seed=seed, rank=rank, world_size=world_size)
+    if data_cfg.source == "webdataset":
+        return NonEmptyEpochs(build_dataloader(spec, **common), "data.shards")
+    from lcm_exp.data.indexed_source import IndexedImageTextDataset
+
+    reader = _reader(data_cfg)
+    dataset = IndexedImageTextDataset(reader, spec, caption_column=data_cfg.caption_column, **common)
+    # the loader's own generator, as for shards: starting an epoch must not draw from the global RNG (exact resume)
+    loader = EpochDataLoader(dataset, first_epoch=0, batch_size=None, num_workers=spec.num_workers,
+                             persistent_workers=spec.persistent_workers and spec.num_workers > 0,
+                             generator=torch.Generator().manual_seed(seed))  # fmt: skip
+    return NonEmptyEpochs(loader, f"data.path={data_cfg.path!r}")
+
+
+def _reader(data_cfg):
+    if data_cfg.source == "imagefolder":
+        from lcm_exp.data.image_folder_source import ImageFolderReader
+
+        return ImageFolderReader(data_cfg.path, data_cfg.caption_column)
+    if data_cfg.source == "hf_dataset":
+        from lcm_exp.data.hf_dataset_source import HFDatasetReader, load_hf_dataset
+
+        dataset = load_hf_dataset(data_cfg.path, split=data_cfg.split, config_name=data_cfg.dataset_config)
+        return HFDatasetReader(dataset, name=f"{data_cfg.path}[{data_cfg.split}]", image_column=data_cfg.image_column,
+                               caption_column=data_cfg.caption_column, caption_keys=data_cfg.caption_keys)  # fmt: skip
+    raise ValueError(f"data.source={data_cfg.source!r}: unknown, choose one of [webdataset, imagefolder, hf_dataset]")
+
+
+class NonEmptyEpochs:
+    """Re-iterating a loader whose every sample is dropped would spin forever (the loop restarts finished epochs):
+    a pass that yields no batch at all raises instead, naming the source."""
+
+    def __init__(self, loader: Iterable[dict[str, Any]], source: str):
+        self.loader, self.source = loader, source
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        produced = False
+        for batch in self.loader:
+            produced = True
+            yield batch
+        if not produced:
+            raise RuntimeError(
+                f"{self.source}: a whole pass over this rank's data gave no usable sample; the skip "
+                "warnings above say why (unreadable images, missing captions, data.filters, "
+                "data.small_image=skip)"
+            )

@@ -1,7 +1,9 @@
 """Export the student into ``<run dir>/model/``: diffusers-loadable weights, the LCMScheduler config, a model card.
 
-full -> ``model/unet/`` (UNet2DConditionModel.from_pretrained); lora -> ``model/pytorch_lora_weights.safetensors``
-(pipe.load_lora_weights(model_dir)). ``model/scheduler/`` holds the LCMScheduler matching the training grid.
+full -> ``model/unet/`` (UNet2DConditionModel.from_pretrained), plus the fp16 variant with ``export.fp16_variant``;
+lora -> ``model/pytorch_lora_weights.safetensors`` (pipe.load_lora_weights(model_dir)). ``model/scheduler/`` holds
+the LCMScheduler matching the training grid. The card's per-adapter text (guidance, steps, snippet) comes from the
+adapter; the folder is what ``python -m lcm_exp.hub`` uploads and ``python -m lcm_exp.generate`` loads.
 """
 
 from __future__ import annotations
@@ -14,54 +16,42 @@ from lcm_exp.train.validation import lcm_scheduler
 
 CARD = """---
 library_name: diffusers
-base_model: {teacher}
+{base_model}pipeline_tag: text-to-image
 tags: [latent-consistency-model, lcm, lcm_exp, {adapter}]
 ---
 # LCM {adapter} student of `{teacher}`
 
-Distilled with [lcm_exp](https://github.com/) (Latent Consistency Distillation), {steps} optimizer steps.
+Distilled with lcm_exp (Latent Consistency Distillation), {steps} optimizer steps.
 
 | setting | value |
 |---|---|
 | teacher | `{teacher}` (revision `{revision}`) |
 | family / adapter | {family} / {adapter} |
+| files | {files} |
 | loss | {loss} |
-| guidance range (LCM-paper w) | w in [{w_min}, {w_max}] |
+| guidance range (LCM-paper w) | w in [{w_min}, {w_max}], i.e. diffusers guidance_scale in [{g_min}, {g_max}] |
 | DDIM grid | N = {num_ddim} (LCMScheduler `original_inference_steps`) |
 | resolution | {resolution} |
 
-**Guidance convention.** Training used the LCM paper's w: guided = (1 + w) * cond - w * uncond. diffusers'
-`guidance_scale` is w + 1. {guidance_note}
+## Guidance convention
 
-**Recommended inference:** 2-8 steps (4 is a good default), `guidance_scale={guidance_scale}`.
+Training used the LCM paper's w: guided = (1 + w) * cond - w * uncond. diffusers' `guidance_scale` is w + 1
+(guidance_scale = 1 means w = 0, no guidance). {guidance_note}
+
+## Recommended inference
+
+{steps_lo}-{steps_hi} steps ({recommended_steps} is a good default), `guidance_scale={guidance_scale}`, with the
+LCMScheduler saved in `scheduler/`.{variant_note}
 
 ```python
 {snippet}
 ```
 """
 
-FULL_SNIPPET = """import torch
-from diffusers import {pipeline}, LCMScheduler, UNet2DConditionModel
+FP16_NOTE = """
 
-unet = UNet2DConditionModel.from_pretrained("{model_dir}", subfolder="unet")
-pipe = {pipeline}.from_pretrained("{teacher}", unet=unet)
-pipe.scheduler = LCMScheduler.from_pretrained("{model_dir}", subfolder="scheduler")
-image = pipe("a photo of a cat", num_inference_steps=4, guidance_scale={guidance_scale}).images[0]"""
-
-LORA_SNIPPET = """import torch
-from diffusers import {pipeline}, LCMScheduler
-
-pipe = {pipeline}.from_pretrained("{teacher}")
-pipe.load_lora_weights("{model_dir}")
-pipe.scheduler = LCMScheduler.from_pretrained("{model_dir}", subfolder="scheduler")
-image = pipe("a photo of a cat", num_inference_steps=4, guidance_scale={guidance_scale}).images[0]"""
-
-GUIDANCE_NOTES = {
-    "full": "The student embeds w itself (UNet `time_cond_proj_dim`), so the pipeline runs no separate CFG pass; "
-    "any guidance_scale with w = guidance_scale - 1 inside the trained range works.",
-    "lora": "A plain LCD LoRA learned a w-averaged map and is used without CFG (guidance_scale 1.0); values "
-    "slightly above 1 add ordinary CFG on top.",
-}
+`unet/` holds fp32 weights and an fp16 variant (`diffusion_pytorch_model.fp16.safetensors`): load the fp16 one with
+`variant="fp16", torch_dtype=torch.float16` (as below), the fp32 one without `variant`."""
 
 
 def export_model(cfg, family, adapter, run_dir: Path) -> Path:
@@ -70,24 +60,35 @@ def export_model(cfg, family, adapter, run_dir: Path) -> Path:
     tmp = Path(run_dir) / ".model.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    adapter.export(tmp, family.pipeline_class)
+    files = adapter.export(tmp, family.pipeline_class, fp16_variant=cfg.export.fp16_variant)
     lcm_scheduler(family.noise_scheduler.config, cfg.objective).save_pretrained(tmp / "scheduler")
-    (tmp / "README.md").write_text(model_card(cfg, family, adapter, final))
+    (tmp / "README.md").write_text(model_card(cfg, family, adapter, model_ref(cfg, final), files))
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
     return final
 
 
-def model_card(cfg, family, adapter, model_dir: Path) -> str:
-    name = cfg.adapter.name
-    fmt = dict(pipeline=family.pipeline_class.__name__, model_dir=str(model_dir), teacher=cfg.model.teacher,
-               guidance_scale=adapter.recommended_guidance_scale)
-    snippet = (FULL_SNIPPET if name == "full" else LORA_SNIPPET).format(**fmt)
+def model_ref(cfg, model_dir: Path) -> str:
+    """What the card's snippet loads: the hub repo when the run uploads there, else the local folder."""
+    if cfg.export.push_to_hub and cfg.export.hub_model_id:
+        return cfg.export.hub_model_id
+    return str(Path(model_dir).resolve())
+
+
+def model_card(cfg, family, adapter, model_ref: str, files: list[str]) -> str:
+    teacher = str(cfg.model.teacher)
+    fp16 = cfg.export.fp16_variant
+    snippet = adapter.usage_code(family.pipeline_class.__name__, teacher, model_ref, fp16_variant=fp16)
+    # The Hub rejects a card whose base_model is not a hub id, so a local teacher folder is named in the text only.
+    base_model = "" if Path(teacher).expanduser().exists() else f"base_model: {teacher}\n"
     return CARD.format(
-        teacher=cfg.model.teacher, revision=cfg.model.revision, family=cfg.model.family, adapter=name,
+        base_model=base_model, teacher=teacher, revision=cfg.model.revision, family=cfg.model.family,
+        adapter=cfg.adapter.name, files=", ".join(f"`{f}`" for f in files),
         loss=cfg.loss.name + (f" (huber_c={cfg.loss.huber_c})" if cfg.loss.name == "huber" else ""),
-        w_min=cfg.guidance.w_min, w_max=cfg.guidance.w_max, num_ddim=cfg.objective.num_ddim_timesteps,
-        resolution=cfg.model.resolution, steps=cfg.trainer.max_train_steps, guidance_note=GUIDANCE_NOTES[name],
-        guidance_scale=adapter.recommended_guidance_scale, snippet=snippet,
+        w_min=cfg.guidance.w_min, w_max=cfg.guidance.w_max, g_min=cfg.guidance.w_min + 1, g_max=cfg.guidance.w_max + 1,
+        num_ddim=cfg.objective.num_ddim_timesteps, resolution=cfg.model.resolution, steps=cfg.trainer.max_train_steps,
+        guidance_note=adapter.guidance_note, steps_lo=adapter.steps_range[0], steps_hi=adapter.steps_range[1],
+        recommended_steps=adapter.recommended_steps, guidance_scale=adapter.recommended_guidance_scale,
+        variant_note=FP16_NOTE if fp16 else "", snippet=snippet,
     )  # fmt: skip

@@ -1,0 +1,238 @@
+"""Few-step images from a distilled student.
+
+    python -m lcm_exp.generate <run dir or model dir> "a photo of a cat" ["another prompt" ...]
+        [--steps 4] [--seeds 0 1 2] [--height H --width W] [--guidance-scale G | --w W] [--out DIR]
+        [--teacher ID_OR_FOLDER] [--device cuda] [--dtype fp16] [--attention sdpa] [--vae-slicing] [--vae-tiling]
+
+The teacher pipeline comes from the run record (``<run dir>/run.json``: teacher, revision, weight variant, VAE
+override); for a model folder without a run record, from ``--teacher`` or the card's ``base_model``. The exported
+student goes in (full: ``model/unet``, its fp16 variant when running in fp16; LoRA:
+``pytorch_lora_weights.safetensors``) with the LCMScheduler from ``model/scheduler``.
+
+Guidance convention: diffusers' ``guidance_scale`` is the LCM paper's w + 1 (``--w 7`` == ``--guidance-scale 8``).
+A full student embeds w (no CFG pass); a plain LoRA student runs at guidance_scale 1 (no CFG). The default is the
+adapter's recommended value (full 8.0, LoRA 1.0). Writes one PNG per (prompt, seed), ``grid.png`` (rows: prompts,
+columns: seeds) and ``generate.json`` (the settings) into ``--out`` (default ``<run dir>/samples``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from PIL import Image
+
+log = logging.getLogger(__name__)
+
+LORA_FILE = "pytorch_lora_weights.safetensors"
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass
+class Student:
+    """An exported student and the teacher it belongs to."""
+
+    model_dir: Path
+    run_dir: Path | None  # None for a bare model folder
+    adapter: str  # full | lora
+    teacher: str
+    revision: str | None = None
+    teacher_variant: str | None = None  # the teacher's weight files (e.g. "fp16"), as in training
+    vae: str | None = None  # the VAE override used in training
+    resolution: int | None = None
+    w_range: tuple[float, float] | None = None  # trained LCM-paper w range
+
+
+def adapter_kind(model_dir: Path) -> str:
+    if (model_dir / "unet").is_dir():
+        return "full"
+    if (model_dir / LORA_FILE).is_file():
+        return "lora"
+    raise FileNotFoundError(
+        f"{model_dir}: neither unet/ (full student) nor {LORA_FILE} (LoRA student); pass a run dir or its model/ folder"
+    )
+
+
+def locate_student(path: str | Path, teacher: str | None = None) -> Student:
+    """Read what the run record (or the model card) says about the exported student at ``path``."""
+    path = Path(path).expanduser()
+    model_dir = path / "model" if (path / "model").is_dir() else path
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"{path}: no such run dir or model folder")
+    student = Student(model_dir=model_dir, run_dir=None, adapter=adapter_kind(model_dir), teacher=teacher or "")
+    record_path = model_dir.parent / "run.json"
+    if record_path.is_file():
+        record = json.loads(record_path.read_text())
+        config, facts = record.get("config") or {}, record.get("teacher") or {}
+        student.run_dir = model_dir.parent
+        student.revision, student.teacher_variant = facts.get("revision"), facts.get("variant")
+        student.vae = facts.get("vae")
+        student.resolution = (config.get("model") or {}).get("resolution")
+        guidance = config.get("guidance") or {}
+        if "w_min" in guidance:
+            student.w_range = (guidance["w_min"], guidance["w_max"])
+        if not teacher:
+            student.teacher = facts.get("teacher") or ""
+    if not student.teacher:
+        student.teacher = card_base_model(model_dir) or ""
+    if not student.teacher:
+        raise ValueError(f"{model_dir}: no run record or card base_model names the teacher; pass --teacher")
+    return student
+
+
+def card_base_model(model_dir: Path) -> str | None:
+    card = model_dir / "README.md"
+    if not card.is_file():
+        return None
+    parts = card.read_text().split("---", 2)
+    if len(parts) < 3 or parts[0].strip():
+        return None
+    meta = yaml.safe_load(parts[1]) or {}
+    return meta.get("base_model") if isinstance(meta, dict) else None
+
+
+def recommended_guidance(adapter: str) -> float:
+    if adapter == "full":
+        from lcm_exp.adapters.full import FullAdapter
+
+        return FullAdapter.recommended_guidance_scale
+    from lcm_exp.adapters.lora import LoraAdapter
+
+    return LoraAdapter.recommended_guidance_scale
+
+
+def resolve_guidance(student: Student, guidance_scale: float | None = None, w: float | None = None) -> float:
+    """diffusers guidance_scale from either convention (w + 1), else the adapter's recommended value."""
+    if guidance_scale is not None and w is not None:
+        raise ValueError("give guidance_scale (diffusers, = w + 1) or w (LCM paper), not both")
+    scale = (
+        w + 1.0
+        if w is not None
+        else guidance_scale
+        if guidance_scale is not None
+        else recommended_guidance(student.adapter)
+    )
+    if student.adapter == "full" and student.w_range and not student.w_range[0] <= scale - 1 <= student.w_range[1]:
+        log.warning("w = guidance_scale - 1 = %g is outside the trained range [%g, %g]", scale - 1, *student.w_range)
+    return scale
+
+
+def load_pipeline(student: Student, *, device: str = "cpu", dtype: torch.dtype = torch.float32,
+                  attention: str = "sdpa", vae_slicing: bool = False, vae_tiling: bool = False):  # fmt: skip
+    """The teacher's pipeline with the student in it and the student's LCMScheduler."""
+    from diffusers import AutoencoderKL, DiffusionPipeline, LCMScheduler, UNet2DConditionModel
+
+    from lcm_exp.models.attention import set_attention_backend
+
+    components = {}
+    if student.adapter == "full":
+        fp16_file = student.model_dir / "unet" / "diffusion_pytorch_model.fp16.safetensors"
+        variant = "fp16" if dtype == torch.float16 and fp16_file.is_file() else None
+        components["unet"] = UNet2DConditionModel.from_pretrained(
+            student.model_dir, subfolder="unet", variant=variant, torch_dtype=dtype
+        )
+    if student.vae:
+        components["vae"] = AutoencoderKL.from_pretrained(student.vae, torch_dtype=dtype)
+    pipe = DiffusionPipeline.from_pretrained(
+        student.teacher, revision=student.revision, variant=student.teacher_variant, torch_dtype=dtype, **components
+    )
+    if student.adapter == "lora":
+        pipe.load_lora_weights(student.model_dir)
+    pipe.scheduler = LCMScheduler.from_pretrained(student.model_dir, subfolder="scheduler")
+    set_attention_backend(attention, [pipe.unet, pipe.vae])
+    pipe.vae.use_slicing, pipe.vae.use_tiling = vae_slicing, vae_tiling
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+@torch.no_grad()
+def generate_images(pipe, prompts: Sequence[str], seeds: Sequence[int], *, steps: int, guidance_scale: float,
+                    height: int | None = None, width: int | None = None) -> list[list[Image.Image]]:  # fmt: skip
+    """images[prompt][seed]; each image from its own CPU-seeded generator, so it does not depend on the device or on
+    which other prompts and seeds are in the call."""
+    return [
+        [
+            pipe(
+                prompt,
+                num_inference_steps=steps,
+                guidance_scale=guidance_scale,
+                height=height,
+                width=width,
+                generator=torch.Generator("cpu").manual_seed(seed),
+            ).images[0]  # fmt: skip
+            for seed in seeds
+        ]
+        for prompt in prompts
+    ]
+
+
+def save_images(images: list[list[Image.Image]], out_dir: Path, seeds: Sequence[int], settings: dict) -> list[Path]:
+    from lcm_exp.train.validation import image_grid
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for p, row in enumerate(images):
+        for seed, image in zip(seeds, row, strict=True):
+            paths.append(out_dir / f"p{p:02d}_s{seed}.png")
+            image.save(paths[-1])
+    image_grid([im for row in images for im in row], cols=len(seeds)).save(out_dir / "grid.png")
+    (out_dir / "generate.json").write_text(json.dumps(settings, indent=2, default=str))
+    return paths
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m lcm_exp.generate", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("path", type=Path, help="a run dir or an exported model folder (<run dir>/model)")
+    parser.add_argument("prompts", nargs="+", help="one or more prompts")
+    parser.add_argument("--steps", type=int, default=4, help="inference steps (LCM: 2-8; default 4)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--height", type=int, help="default: the training resolution (else the pipeline's default)")
+    parser.add_argument("--width", type=int, help="default: the training resolution (else the pipeline's default)")
+    guidance = parser.add_mutually_exclusive_group()
+    guidance.add_argument("--guidance-scale", type=float, help="diffusers convention, = w + 1 (default: the adapter's)")
+    guidance.add_argument("--w", type=float, help="LCM-paper guidance w (= guidance_scale - 1)")
+    parser.add_argument("--teacher", help="teacher hub id or folder (default: from the run record or the model card)")
+    parser.add_argument("--out", type=Path, help="output folder (default: <run dir>/samples, else ./samples)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), help="default: fp16 on CUDA, fp32 elsewhere")
+    parser.add_argument("--attention", choices=["sdpa", "xformers", "classic"], default="sdpa")
+    parser.add_argument("--vae-slicing", action="store_true", help="decode one image at a time (less memory)")
+    parser.add_argument("--vae-tiling", action="store_true", help="decode large images tile by tile (less memory)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> list[Path]:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.steps < 1:
+        parser.error("--steps must be >= 1")
+    try:
+        student = locate_student(args.path, args.teacher)
+    except (FileNotFoundError, ValueError) as err:
+        parser.error(str(err))
+    guidance_scale = resolve_guidance(student, args.guidance_scale, args.w)
+    dtype_name = args.dtype or ("fp16" if str(args.device).startswith("cuda") else "fp32")
+    pipe = load_pipeline(student, device=args.device, dtype=DTYPES[dtype_name], attention=args.attention,
+                         vae_slicing=args.vae_slicing, vae_tiling=args.vae_tiling)  # fmt: skip
+    height, width = args.height or student.resolution, args.width or student.resolution
+    images = generate_images(pipe, args.prompts, args.seeds, steps=args.steps, guidance_scale=guidance_scale,
+                             height=height, width=width)  # fmt: skip
+    out = args.out or ((student.run_dir or Path.cwd()) / "samples")
+    settings = {"student": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(student).items()},
+                "prompts": args.prompts, "seeds": args.seeds, "steps": args.steps, "guidance_scale": guidance_scale,
+                "w": guidance_scale - 1.0, "height": height, "width": width, "dtype": dtype_name}  # fmt: skip
+    paths = save_images(images, out, args.seeds, settings)
+    print(out / "grid.png")
+    return paths
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    main()
