@@ -9,14 +9,28 @@ def tracker_names(logger_cfg) -> list[str]:
     return [] if logger_cfg.name == "none" else [logger_cfg.name]
 
 
-def init_trackers(accelerator, logger_cfg, run_name: str, config: dict) -> None:
-    names = tracker_names(logger_cfg)
-    if not names:
+def init_trackers(accelerator, cfg, config: dict) -> None:
+    """One tracker run per job; in a named sweep W&B groups the jobs by sweep name, tagged with their overrides."""
+    from lcm_exp.sweep.trackers import wandb_init_kwargs
+
+    logger_cfg = cfg.logger
+    if not tracker_names(logger_cfg):
         return
     init_kwargs = {}
     if logger_cfg.name == "wandb":
-        init_kwargs["wandb"] = {"name": run_name, "mode": logger_cfg.mode, "dir": str(accelerator.project_dir)}
+        init_kwargs["wandb"] = {"name": cfg.name, "mode": logger_cfg.mode, "dir": str(accelerator.project_dir),
+                                **wandb_init_kwargs(cfg)}  # fmt: skip
+    config = {**config, "sweep_overrides": list(cfg.sweep.overrides)}
     accelerator.init_trackers(logger_cfg.project, config=_flat(config), init_kwargs=init_kwargs)
+
+
+def close_trackers(accelerator, failed: bool) -> None:
+    """End every tracker run; a failed job's W&B run is marked failed, not 'finished'."""
+    if failed:
+        for tracker in accelerator.trackers:
+            if tracker.name == "wandb":
+                tracker.run.finish(exit_code=1)
+    accelerator.end_training()
 
 
 def log_images(accelerator, tag: str, images: list, step: int) -> None:

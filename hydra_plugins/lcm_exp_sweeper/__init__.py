@@ -1,0 +1,1 @@
+"""lcm_exp sweeper plugin for Hydra (hydra/sweeper=lcm)."""
