@@ -1,6 +1,7 @@
 """The one launcher: `python launch.py [group=option ...] [key=value ...]` (Hydra; see README and conf/)."""
 
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -9,6 +10,7 @@ from omegaconf import DictConfig
 from lcm_exp.config.errors import ConfigError
 from lcm_exp.config.resolvers import register_resolvers
 from lcm_exp.config.store import register_configs
+from lcm_exp.launchers.distributed import prepare_distributed_launch
 
 register_configs()
 register_resolvers()
@@ -18,15 +20,23 @@ register_resolvers()
 def main(cfg: DictConfig):
     from lcm_exp.task import run_task
 
+    multirun = HydraConfig.get().mode.name == "MULTIRUN"
     try:
-        result = run_task(cfg, list(HydraConfig.get().overrides.task))
+        result = run_task(cfg, list(HydraConfig.get().overrides.task), multirun=multirun)
     except ConfigError as err:
-        if HydraConfig.get().mode.name == "MULTIRUN":
+        if multirun:
             raise
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     print_summary(result)
-    return result
+    return sweep_objective(cfg) if multirun else result
+
+
+def sweep_objective(cfg: DictConfig) -> float:
+    """The value a sweeper (Optuna) optimizes: the metric named by sweep.objective, read from the run dir."""
+    from lcm_exp.sweep.objective import job_objective
+
+    return job_objective(Path(cfg.paths.output_dir), cfg.sweep.objective)
 
 
 def print_summary(result: dict) -> None:
@@ -36,4 +46,5 @@ def print_summary(result: dict) -> None:
 
 
 if __name__ == "__main__":
+    sys.argv = prepare_distributed_launch(sys.argv)
     main()

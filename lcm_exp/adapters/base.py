@@ -17,8 +17,8 @@ from lcm_exp.objective import DistillModels
 class StudentAdapter(ABC):
     #: diffusers ``guidance_scale`` (= w + 1) recommended at inference, written into the model card
     recommended_guidance_scale: float
-    #: extra weights saved in checkpoints besides the trained module (EMA, ...), registered with accelerate
-    checkpoint_state: list
+    #: name -> object with a tensor ``state_dict`` saved in checkpoints besides the trained module (the EMA)
+    checkpoint_state: dict
 
     @property
     @abstractmethod

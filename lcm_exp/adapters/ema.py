@@ -10,24 +10,34 @@ import torch
 class EMA:
     """theta_target <- mu * theta_target + (1 - mu) * theta, applied on real optimizer steps only.
 
-    ``target`` tensors are updated in place, so they can be the weights of a live target network.
+    ``target`` tensors are updated in place, so they can be the weights of a live target network. The state is
+    a flat name -> tensor dict, so checkpoints store it as safetensors (nothing to unpickle on resume).
     """
 
-    def __init__(self, source: Sequence[torch.Tensor], target: Sequence[torch.Tensor], decay: float):
+    def __init__(
+        self, source: Sequence[torch.Tensor], target: Sequence[torch.Tensor], decay: float, foreach: bool = True
+    ):
         if len(source) != len(target):
             raise ValueError(f"EMA source has {len(source)} tensors, target {len(target)}")
         self.source, self.target, self.decay = list(source), list(target), decay
+        #: False: the reference's Python loop (mul_ then add_ per tensor), kept for parity benchmarks (perf.ema_foreach)
+        self.foreach = foreach
 
     @torch.no_grad()
     def update(self) -> None:
+        if not self.foreach:
+            for t, s in zip(self.target, self.source, strict=True):
+                t.mul_(self.decay).add_(s.detach(), alpha=1.0 - self.decay)
+            return
         src = [s.detach().to(t.dtype) for s, t in zip(self.source, self.target)]
         torch._foreach_lerp_(self.target, src, 1.0 - self.decay)
 
-    def state_dict(self) -> dict:
-        return {"decay": self.decay, "target": [t.detach().clone() for t in self.target]}
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {str(i): t.detach().contiguous() for i, t in enumerate(self.target)}
 
-    def load_state_dict(self, state: dict) -> None:
-        self.decay = state["decay"]
-        with torch.no_grad():
-            for t, saved in zip(self.target, state["target"]):
-                t.copy_(saved)
+    @torch.no_grad()
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if len(state) != len(self.target):
+            raise ValueError(f"EMA checkpoint has {len(state)} tensors, the model {len(self.target)}")
+        for i, t in enumerate(self.target):
+            t.copy_(state[str(i)])

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 
 from omegaconf import OmegaConf
 
 # One id per launch, shared by every rank of a distributed job through the environment.
-RUN_UID_ENV = "LCM_EXP_RUN_UID"
+RUN_ID_ENV = "LCM_EXP_RUN_ID"
 
 
-def run_uid() -> str:
-    """A short random id that keeps two launches in the same second out of each other's run dir."""
-    if RUN_UID_ENV not in os.environ:
-        os.environ[RUN_UID_ENV] = secrets.token_hex(3)
-    return os.environ[RUN_UID_ENV]
+def new_run_id() -> str:
+    """Start time plus a short random suffix: two launches in the same second get different run dirs."""
+    return time.strftime("%Y-%m-%d_%H-%M-%S") + "_" + secrets.token_hex(3)
+
+
+def run_id() -> str:
+    """This launch's id; every rank of a distributed launch reads the one rank 0 chose (lcm_exp.launchers)."""
+    if RUN_ID_ENV not in os.environ:
+        os.environ[RUN_ID_ENV] = new_run_id()
+    return os.environ[RUN_ID_ENV]
 
 
 def tiny_teacher(kind: str, cache_dir: str) -> str:
@@ -31,6 +37,6 @@ def synthetic_shards(cache_dir: str, num_samples: int) -> str:
 
 
 def register_resolvers() -> None:
-    for name, fn in {"run_uid": run_uid, "tiny_teacher": tiny_teacher, "synthetic_shards": synthetic_shards}.items():
+    for name, fn in {"run_id": run_id, "tiny_teacher": tiny_teacher, "synthetic_shards": synthetic_shards}.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn, use_cache=True)

@@ -28,6 +28,7 @@ class ModelConfig:
     vae_dtype: str = "fp32"  # fp32 | fp16 | bf16
     resolution: int = 512
     uncond: str = "empty_prompt"  # unconditional branch: empty_prompt (encode "") | zeros
+    attention: str = "sdpa"  # UNets' and VAE's attention kernel: sdpa | xformers (package + CUDA) | classic (unfused)
 
 
 @dataclass
@@ -127,10 +128,20 @@ class FiltersConfig:
 
 @dataclass
 class DataConfig:
-    """Image-text WebDataset input; the fields mirror lcm_exp.data.spec.DataSpec (its docstring has the details)."""
+    """Image-text input: WebDataset shards, an image folder or a `datasets` dataset (``source``).
 
-    source: str = "webdataset"
-    shards: Any = MISSING  # str (brace range, pipe: command) or a list of them
+    The decoding fields mirror lcm_exp.data.spec.DataSpec (its docstring has the details) and apply to every source;
+    shards/resampled/image_keys are WebDataset-only, path/split/columns belong to the other two.
+    """
+
+    source: str = "webdataset"  # webdataset | imagefolder | hf_dataset
+    shards: Any = MISSING  # webdataset: str (brace range, pipe: command) or a list of them
+    # imagefolder: the folder; hf_dataset: a save_to_disk folder, a local dataset folder, or a hub dataset name
+    path: Optional[str] = None
+    dataset_config: Optional[str] = None  # hf_dataset: the dataset's config name
+    split: str = "train"  # hf_dataset
+    image_column: str = "image"  # hf_dataset
+    caption_column: Optional[str] = None  # imagefolder/hf_dataset: null = the first of caption_keys present
     resampled: bool = True  # infinite stream of shards drawn with replacement; false: seeded finite epochs
     shuffle_buffer: int = 1000
     num_workers: int = 4
@@ -178,6 +189,8 @@ class TrainerConfig:
     checkpoints_total_limit: Optional[int] = None
     resume_from_checkpoint: Optional[str] = None  # latest | a checkpoint folder
     log_every_n_steps: int = 10
+    nonfinite: str = "skip"  # a step with a NaN/inf loss: skip it (counted) | stop (the last checkpoint stays)
+    max_consecutive_nonfinite: int = 5  # with skip: abort after this many bad steps in a row
 
 
 REFERENCE_VALIDATION_PROMPTS = [
@@ -197,11 +210,17 @@ class ValidationConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     num_inference_steps: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
     guidance_scale: Optional[float] = None  # diffusers convention (w + 1); null: adapter's recommended value
+    vae_slicing: bool = False  # decode validation images one at a time (less memory)
+    vae_tiling: bool = False  # decode large validation images tile by tile (less memory, may show seams)
 
 
 @dataclass
 class ExportConfig:
     enabled: bool = True
+    fp16_variant: bool = False  # full adapter: also write unet/diffusion_pytorch_model.fp16.safetensors
+    push_to_hub: bool = False  # upload model/ (weights, scheduler, card; never checkpoints) after training
+    hub_model_id: Optional[str] = None  # "user/name" or "name"; the token comes from HF_TOKEN or `hf auth login`
+    private: bool = True
 
 
 @dataclass
@@ -212,8 +231,25 @@ class LoggerConfig:
 
 
 @dataclass
-class LauncherConfig:
+class InlineLauncherConfig:
+    """Train in the Hydra process itself (also what each rank does under `accelerate launch launch.py`)."""
+
     name: str = "inline"
+
+
+@dataclass
+class AccelerateLauncherConfig:
+    """Hydra composes once; the job starts its workers as a child `accelerate launch` reading the run dir."""
+
+    name: str = "accelerate"
+    num_processes: int = 1  # per machine (GPUs per node)
+    num_machines: int = 1
+    machine_rank: int = 0
+    main_process_ip: Optional[str] = None  # rank-0 machine's address (multi-node)
+    main_process_port: Optional[int] = None  # null: a free port
+    dynamo_backend: str = "no"  # accelerate's --dynamo_backend (e.g. inductor)
+    config_file: Optional[str] = None  # an accelerate config (FSDP / DeepSpeed); its settings win
+    cpu: Optional[bool] = None  # null: CPU when no GPU is visible (DDP over gloo)
 
 
 @dataclass
@@ -221,6 +257,39 @@ class PathsConfig:
     cache_dir: str = MISSING  # tiny teachers, generated shards
     log_dir: str = MISSING  # parent of run and multirun dirs
     output_dir: str = MISSING  # this run's directory
+
+
+@dataclass
+class PerfConfig:
+    """Speed and memory switches that leave the LCD math unchanged; every default is the optimised setting.
+
+    conf/perf/reference_parity.yaml reproduces the per-step work of the public diffusers LCD scripts (lcd-facts
+    section 2), for benchmarks. Measured effects: docs/performance.md (``python -m lcm_exp.bench``).
+    """
+
+    teacher_single_pass: bool = True  # cond + uncond as one 2B teacher call (reference: two calls)
+    no_grad_first: bool = True  # teacher and target run before the student forward (reference: student first)
+    frozen_weights_in_compute_dtype: bool = True  # teacher, target, LoRA base stored in the mixed-precision dtype
+    ema_foreach: bool = True  # fused foreach EMA (reference: a Python loop over the tensors)
+    solver_dtype: str = "fp32"  # fp32 | fp64: the DDIM-step table (reference: float64, promotes z_prev)
+    host_side_sampling: bool = False  # w and its embedding made on the CPU and copied (reference)
+    sync_every_step: bool = False  # read the loss back to the host every step (reference); else at log intervals
+    fused_optimizer: bool = True  # fused AdamW where torch has it (CUDA, CPU); false: torch's default (reference)
+    channels_last: bool = False  # UNets in channels_last memory format (opt-in: a GPU win, none measured on CPU)
+    attention: str = "sdpa"  # sdpa (torch scaled_dot_product_attention, diffusers' default) | classic (bmm+softmax)
+    compile: bool = False  # torch.compile the UNets (minutes of warm-up; pays off on long GPU runs)
+
+
+@dataclass
+class SweepConfig:
+    """What one job knows about the sweep it belongs to (lcm_exp/sweep); sweep-level knobs are hydra.sweeper.*."""
+
+    name: Optional[str] = None  # named sweep: dir <log_dir>/sweeps/<name>; a rerun skips done jobs, resumes others
+    objective: str = "final_loss"  # metric each job returns to the sweeper (a wrong name lists the available ones)
+    direction: str = "minimize"  # minimize | maximize: which objective the summary calls best
+    derive_seeds: bool = True  # job seed = hash(seed, job overrides); false: every job trains with `seed`
+    base_seed: Optional[int] = None  # set by the job: the sweep seed its own seed was derived from
+    overrides: list[str] = field(default_factory=list)  # set by the job: the overrides that identify it
 
 
 @dataclass
@@ -236,7 +305,10 @@ class RunConfig:
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
-    launcher: LauncherConfig = field(default_factory=LauncherConfig)
+    launcher: Any = MISSING
     paths: PathsConfig = field(default_factory=PathsConfig)
+    perf: PerfConfig = field(default_factory=PerfConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     seed: int = 0
     name: str = "lcd"  # run name, part of the run dir and the tracker run name
+    force: bool = False  # run even if the run dir already holds a finished run (it is replaced)

@@ -7,9 +7,10 @@ from hydra.core.config_store import ConfigStore
 
 from lcm_exp.config import schema
 
-_GROUP_SCHEMAS = {
+GROUP_SCHEMAS = {
     "model": {"sd15": schema.ModelConfig, "sdxl": schema.SDXLModelConfig},
     "adapter": {"full": schema.FullAdapterConfig, "lora": schema.LoraAdapterConfig},
+    "launcher": {"inline": schema.InlineLauncherConfig, "accelerate": schema.AccelerateLauncherConfig},
     "loss": {"l2": schema.L2LossConfig, "huber": schema.HuberLossConfig, "pseudo_huber": schema.PseudoHuberLossConfig},
 }
 
@@ -17,6 +18,6 @@ _GROUP_SCHEMAS = {
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=schema.RunConfig)
-    for group, variants in _GROUP_SCHEMAS.items():
+    for group, variants in GROUP_SCHEMAS.items():
         for name, node in variants.items():
             cs.store(group=f"schema/{group}", name=name, node=node)

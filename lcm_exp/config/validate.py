@@ -8,7 +8,9 @@ All problems are collected and reported together, each naming its key.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -25,11 +27,13 @@ LR_SCHEDULERS = (
     "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup", "piecewise_constant",
 )  # fmt: skip
 LOGGERS = ("none", "tensorboard", "wandb")
-LAUNCHERS = ("inline",)
+LAUNCHERS = ("inline", "accelerate")
+DATA_SOURCES = ("webdataset", "imagefolder", "hf_dataset")
+ATTENTION_BACKENDS = ("sdpa", "xformers", "classic")
 
 # (key, allowed values) for every enumerated string knob; adapter/loss/model keys are checked per variant.
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "data.source": ("webdataset",),
+    "data.source": DATA_SOURCES,
     "data.image_interpolation": ("bilinear", "bicubic", "lanczos"),
     "data.caption_choice": ("first", "random"),
     "data.crop": ("random", "center"),
@@ -39,12 +43,14 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "optim.name": OPTIMIZERS,
     "optim.lr_scheduler": LR_SCHEDULERS,
     "trainer.mixed_precision": MIXED_PRECISION,
+    "trainer.nonfinite": ("skip", "stop"),
     "logger.name": LOGGERS,
     "logger.mode": ("online", "offline", "disabled"),
     "launcher.name": LAUNCHERS,
     "model.family": FAMILY_NAMES,
     "model.vae_dtype": DTYPES,
     "model.uncond": ("empty_prompt", "zeros"),
+    "model.attention": ATTENTION_BACKENDS,
 }
 
 # (key, predicate, what it must be)
@@ -60,6 +66,7 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("trainer.checkpointing_steps", lambda v: v >= 1, ">= 1"),
     ("trainer.checkpoints_total_limit", lambda v: v is None or v >= 1, "null or >= 1"),
     ("trainer.log_every_n_steps", lambda v: v >= 1, ">= 1"),
+    ("trainer.max_consecutive_nonfinite", lambda v: v >= 1, ">= 1"),
     ("optim.lr", lambda v: v > 0, "> 0"),
     ("optim.weight_decay", lambda v: v >= 0, ">= 0"),
     ("optim.eps", lambda v: v > 0, "> 0"),
@@ -96,6 +103,13 @@ _ADAPTER_RULES: dict[str, list[tuple[str, Callable[[Any], bool], str]]] = {
         ("export_weights", lambda v: v in ("online", "ema"), "one of [online, ema]"),
     ],
 }
+
+_ACCELERATE_RULES = [
+    ("num_processes", lambda v: v >= 1, ">= 1"),
+    ("num_machines", lambda v: v >= 1, ">= 1"),
+    ("machine_rank", lambda v: v >= 0, ">= 0"),
+    ("main_process_port", lambda v: v is None or 0 < v < 65536, "null (a free port) or a port number"),
+]
 
 _LOSS_RULES: dict[str, list[tuple[str, Callable[[Any], bool], str]]] = {
     "l2": [],
@@ -144,20 +158,56 @@ def validate_config(cfg: DictConfig) -> None:
         if adapter == "lora" and cfg.adapter.export_weights == "ema" and cfg.adapter.target != "ema":
             problems.append("adapter.export_weights='ema' needs adapter.target='ema' (no EMA is kept otherwise)")
 
+    if cfg.launcher.name == "accelerate":
+        _check_rules(cfg, "launcher.", _ACCELERATE_RULES, problems)
+
     loss = cfg.loss.name
     if loss not in _LOSS_RULES:
         problems.append(f"loss.name={loss!r}: unknown, choose one of [{', '.join(LOSSES)}]")
     else:
         _check_rules(cfg, "loss.", _LOSS_RULES[loss], problems)
 
-    shards = cfg.data._get_node("shards")._value()  # raw: an interpolation (generated shards) is not resolved here
-    if OmegaConf.is_interpolation(cfg.data, "shards"):
-        pass
-    elif shards is None or (isinstance(shards, str) and not shards.strip()) or (not isinstance(shards, str) and not len(shards)):
-        problems.append("data.shards is empty: give a path with brace ranges, a pipe: command, or a list of them")
+    if cfg.data.source == "webdataset":
+        shards = cfg.data._get_node("shards")._value()  # raw: an interpolation (generated shards) is not resolved here
+        empty = shards is None or (not shards.strip() if isinstance(shards, str) else not len(shards))
+        if not OmegaConf.is_interpolation(cfg.data, "shards") and empty:
+            problems.append("data.shards is empty: give a path with brace ranges, a pipe: command, or a list of them")
+    elif cfg.data.source in DATA_SOURCES:
+        _check_data_path(cfg.data, problems)
+    _check_attention(cfg.model.attention, problems)
+    _check_export(cfg, problems)
 
     if problems:
         raise ConfigError(problems)
+
+
+def _check_data_path(data: DictConfig, problems: list[str]) -> None:
+    """imagefolder / hf_dataset read ``data.path`` (a folder must exist; a dataset name is checked when loaded)."""
+    path = data.path
+    if path is None or not str(path).strip():
+        problems.append(f"data.path is not set: data.source={data.source} needs it (a folder, or a dataset name)")
+    elif data.source == "imagefolder" and not Path(path).expanduser().is_dir():
+        problems.append(f"data.path={path!r}: no such folder (data.source=imagefolder)")
+
+
+def _check_attention(backend: str, problems: list[str]) -> None:
+    if backend == "xformers" and importlib.util.find_spec("xformers") is None:
+        problems.append("model.attention='xformers': the xformers package is not installed (install the build matching "
+                        "your torch and CUDA), or use model.attention=sdpa, PyTorch's fused attention")
+
+
+def _check_export(cfg: DictConfig, problems: list[str]) -> None:
+    export = cfg.export
+    if export.fp16_variant and cfg.adapter.name != "full":
+        problems.append("export.fp16_variant=true: only the full UNet has an fp16 variant (a LoRA file loads into a "
+                        "pipeline of any dtype); set it to false")
+    if not export.push_to_hub:
+        return
+    if not export.enabled:
+        problems.append("export.push_to_hub=true needs export.enabled=true (the upload is the exported model folder)")
+    from lcm_exp.hub import hub_problems  # light: huggingface_hub only
+
+    problems.extend(hub_problems(export.hub_model_id))
 
 
 def validate_against_teacher(cfg) -> dict[str, Any]:

@@ -185,4 +185,7 @@ def build_dataloader(
         num_workers=workers,
         persistent_workers=spec.persistent_workers and workers > 0,
         pin_memory=pin_memory,
+        # the loader's own generator: starting an epoch must not draw from the global RNG, which the
+        # training step owns and checkpoints restore (exact resume)
+        generator=torch.Generator().manual_seed(seed),
     )

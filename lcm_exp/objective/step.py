@@ -50,6 +50,7 @@ class ObjectiveSpec:
     timestep_scaling: float = 10.0
     teacher_single_pass: bool = True  # cond+uncond as one 2B teacher call (False: two calls, reference parity)
     no_grad_first: bool = True  # teacher+target before the student (lower peak memory); False: reference order
+    host_side_sampling: bool = False  # w and its embedding made on the CPU, then copied (reference parity)
 
     def __post_init__(self) -> None:
         if self.prediction_type not in PREDICTION_TYPES:
@@ -91,12 +92,20 @@ def distill_step(
     idx = solver.sample_indices(batch, generator)
     draw_on = generator.device if generator is not None else latents.device
     eps = torch.randn(latents.shape, generator=generator, device=draw_on).to(latents.device, latents.dtype)
-    w = sample_guidance(batch, spec.w_min, spec.w_max, generator, latents.device)
+    dim = models.guidance_embedding_dim
+    if spec.host_side_sampling:
+        # The reference draws w from the global CPU generator and builds its embedding there; a device generator
+        # cannot draw on the CPU, so it is used only when it is a CPU one.
+        host_gen = generator if generator is not None and generator.device.type == "cpu" else None
+        w = sample_guidance(batch, spec.w_min, spec.w_max, host_gen, "cpu")
+        w_emb = None if dim is None else guidance_embedding(w, dim, dtype=latents.dtype).to(latents.device)
+        w = w.to(latents.device)
+    else:
+        w = sample_guidance(batch, spec.w_min, spec.w_max, generator, latents.device)
+        w_emb = None if dim is None else guidance_embedding(w, dim, dtype=latents.dtype)
 
     t_start, t_end = solver.start_timesteps(idx), solver.end_timesteps(idx)
     z_t = solver.add_noise(latents, eps, idx)
-    dim = models.guidance_embedding_dim
-    w_emb = None if dim is None else guidance_embedding(w, dim, dtype=latents.dtype)
     a_s, s_s = solver.alpha_sigma(t_start, latents.ndim)
     a_e, s_e = solver.alpha_sigma(t_end, latents.ndim)
     c_skip_s, c_out_s = (c.reshape_as(a_s) for c in boundary_scalings(t_start, spec.sigma_data, spec.timestep_scaling))

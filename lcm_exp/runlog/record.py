@@ -110,6 +110,10 @@ class RunRecord:
         self._write()
         scrub_hydra_files(self.run_dir)
 
+    def update(self, **fields: Any) -> None:
+        self.data.update(fields)
+        self._write()
+
     def finish(self, status: str, metrics: dict | None = None, error: BaseException | None = None) -> None:
         self.data.update(status=status, end_time=_now())
         if metrics is not None:

@@ -13,6 +13,8 @@ import os
 import shutil
 from pathlib import Path
 
+from safetensors.torch import load_file, save_file
+
 log = logging.getLogger(__name__)
 
 PREFIX = "checkpoint-"
@@ -45,8 +47,11 @@ def find_resume_checkpoint(root: Path, spec: str | None) -> Path | None:
     return path
 
 
-def save_checkpoint(accelerator, root: Path, step: int, extra: dict, total_limit: int | None) -> Path:
-    """Save accelerate state + ``extra`` (json: step, data position, counters) atomically, then rotate."""
+def save_checkpoint(
+    accelerator, root: Path, step: int, extra: dict, tensor_states: dict, total_limit: int | None
+) -> Path:
+    """Save accelerate state, ``tensor_states`` (name -> object with a tensor state_dict, e.g. the EMA, stored as
+    safetensors) and ``extra`` (json: step, data position, counters) atomically, then rotate."""
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{step}"
     tmp = root / f".tmp-{PREFIX}{step}"
@@ -56,6 +61,8 @@ def save_checkpoint(accelerator, root: Path, step: int, extra: dict, total_limit
     accelerator.save_state(str(tmp))  # every rank writes its own RNG state here
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        for name, obj in tensor_states.items():
+            save_file(obj.state_dict(), tmp / f"{name}.safetensors")
         (tmp / "trainer_state.json").write_text(json.dumps(extra, indent=2))
         (tmp / MARKER).write_text("ok\n")
         _fsync_dir(tmp)
@@ -68,7 +75,12 @@ def save_checkpoint(accelerator, root: Path, step: int, extra: dict, total_limit
     return final
 
 
-def read_trainer_state(checkpoint: Path) -> dict:
+def load_checkpoint(accelerator, checkpoint: Path, tensor_states: dict) -> dict:
+    """Restore what ``save_checkpoint`` wrote (accelerate loads with weights_only; ours are safetensors);
+    returns the trainer state json."""
+    accelerator.load_state(str(checkpoint))
+    for name, obj in tensor_states.items():
+        obj.load_state_dict(load_file(checkpoint / f"{name}.safetensors", device="cpu"))
     return json.loads((checkpoint / "trainer_state.json").read_text())
 
 

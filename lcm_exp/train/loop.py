@@ -6,27 +6,30 @@ call to ``distill_step``. The loss is read back from the device only at log inte
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import math
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import ProjectConfiguration, set_seed
+from accelerate.utils import ProjectConfiguration, gather_object, set_seed
 from tqdm.auto import tqdm
 
 from lcm_exp.adapters import build_adapter
-from lcm_exp.train.data import data_spec_from_config
-from lcm_exp.data.webdataset_pipeline import build_dataloader
+from lcm_exp.hub import push_after_training
+from lcm_exp.models.attention import apply_attention_backend
 from lcm_exp.models.registry import get_family
 from lcm_exp.objective import DDIMSolver, ObjectiveSpec, build_loss, distill_step
 from lcm_exp.runlog.metrics import MetricsFile
-from lcm_exp.runlog.trackers import init_trackers, tracker_names
-from lcm_exp.train.checkpoint import find_resume_checkpoint, read_trainer_state, save_checkpoint
+from lcm_exp.runlog.trackers import close_trackers, init_trackers, tracker_names
+from lcm_exp.train.checkpoint import find_resume_checkpoint, load_checkpoint, save_checkpoint
+from lcm_exp.train.data import build_train_loader
 from lcm_exp.train.export import export_model
+from lcm_exp.train.nonfinite import NonFiniteGuard
 from lcm_exp.train.optim import build_optimizer, build_scheduler
+from lcm_exp.train.preemption import Preempted, PreemptionFlag
 from lcm_exp.train.skip_monitor import SkipMonitor
 from lcm_exp.train.validation import Validator
 
@@ -57,6 +60,7 @@ def train(cfg, run_dir: Path) -> dict:
 
     family = get_family(cfg.model.family)(cfg.model, device=accelerator.device, weight_dtype=weight_dtype)
     adapter = build_adapter(cfg.adapter, family, gradient_checkpointing=tr.gradient_checkpointing)
+    apply_attention_backend(cfg.model.attention, family, adapter)
     solver = DDIMSolver(family.alphas_cumprod, cfg.objective.num_ddim_timesteps, device=accelerator.device)
     spec = ObjectiveSpec(
         prediction_type=family.prediction_type,
@@ -74,30 +78,26 @@ def train(cfg, run_dir: Path) -> dict:
     scheduler = build_scheduler(cfg.optim, optimizer, tr.max_train_steps, world)
     prepared, optimizer, scheduler = accelerator.prepare(adapter.trainable_module, optimizer, scheduler)
     adapter.bind(prepared)
-    for state in adapter.checkpoint_state:
-        accelerator.register_for_checkpointing(state)
 
     ckpt_root = run_dir / "checkpoints"
-    start_step, consumed_batches = 0, 0
+    resumed: dict = {}
     resume = find_resume_checkpoint(ckpt_root, tr.resume_from_checkpoint)
     if resume is not None:
-        accelerator.load_state(str(resume))
-        state = read_trainer_state(resume)
-        start_step, consumed_batches = state["global_step"], state["consumed_batches"]
-        log.info("resumed from %s at step %d", resume, start_step)
+        resumed = load_checkpoint(accelerator, resume, adapter.checkpoint_state)
+        log.info("resumed from %s at step %d", resume, resumed["global_step"])
     else:
         set_seed(cfg.seed, device_specific=True)  # different noise per rank from here on
 
-    data_spec = data_spec_from_config(cfg.data)
-    loader = build_dataloader(
-        data_spec, resolution=cfg.model.resolution, batch_size=tr.batch_size, seed=cfg.seed,
+    loader = build_train_loader(
+        cfg.data, resolution=cfg.model.resolution, batch_size=tr.batch_size, seed=cfg.seed,
         rank=accelerator.process_index, world_size=world,
     )  # fmt: skip
+    start_step, consumed_batches = resumed.get("global_step", 0), resumed.get("consumed_batches", 0)
     batches = _skip(iter(_forever(loader)), consumed_batches)
 
     validator = Validator(cfg.validation, cfg.objective, family, adapter, run_dir, accelerator)
     metrics_file = MetricsFile(run_dir, start_step) if accelerator.is_main_process else None
-    init_trackers(accelerator, cfg.logger, cfg.name, {"global_batch_size": global_batch, "lr": lr})
+    init_trackers(accelerator, cfg, {"global_batch_size": global_batch, "lr": lr})
     skips = SkipMonitor(cfg.data.max_skip_fraction)
     log.info(
         "batch: %d per process x %d processes x %d accumulation = %d global; lr %.3g%s",
@@ -107,65 +107,103 @@ def train(cfg, run_dir: Path) -> dict:
 
     step = start_step
     window = _Window(accelerator.device)
+    guard = NonFiniteGuard(tr.nonfinite, tr.max_consecutive_nonfinite)
+    guard.skipped = resumed.get("nonfinite_skipped", 0)
     bar = tqdm(total=tr.max_train_steps, initial=start_step, desc="distill", disable=not accelerator.is_main_process,
                dynamic_ncols=True)
     last_logged: dict = {}
+
+    def checkpoint() -> Path:
+        state = {"global_step": step, "consumed_batches": consumed_batches, "nonfinite_skipped": guard.skipped}
+        return save_checkpoint(accelerator, ckpt_root, step, state, adapter.checkpoint_state,
+                               tr.checkpoints_total_limit)
+
     t_window = time.perf_counter()
-    while step < tr.max_train_steps:
-        with accelerator.accumulate(prepared):
-            batch = next(batches)
-            consumed_batches += 1
-            skips.update(batch)
-            with torch.no_grad():
-                latents = family.encode_images(batch["pixel_values"]).to(weight_dtype)
-                cond = family.encode_text(batch)
-                uncond = family.unconditional(cond)
-            with accelerator.autocast():
-                out = distill_step(latents, cond, uncond, adapter.distill_models(), solver, spec, generator=None)
-            accelerator.backward(out.loss)
-            grad_norm = None
-            if accelerator.sync_gradients:
-                grad_norm = accelerator.clip_grad_norm_(adapter.trainable_parameters(), cfg.optim.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-        window.add(out, grad_norm, len(batch["captions"]))
-        if not accelerator.sync_gradients:
-            continue
-        adapter.after_optimizer_step()
-        step += 1
-        bar.update(1)
+    failed = True
+    try:
+        with PreemptionFlag() as preemption:
+            while step < tr.max_train_steps:
+                with accelerator.accumulate(prepared):
+                    batch = next(batches)
+                    consumed_batches += 1
+                    skips.update(batch)
+                    with torch.no_grad():
+                        latents = family.encode_images(batch["pixel_values"]).to(weight_dtype)
+                        cond = family.encode_text(batch)
+                        uncond = family.unconditional(cond)
+                    with accelerator.autocast():
+                        out = distill_step(latents, cond, uncond, adapter.distill_models(), solver, spec, generator=None)
+                    if not guard.check(out, step + 1, _all_ranks(accelerator, torch.isfinite(out.loss))):
+                        optimizer.zero_grad(set_to_none=True)
+                        continue
+                    accelerator.backward(out.loss)
+                    grad_norm = None
+                    if accelerator.sync_gradients:
+                        grad_norm = accelerator.clip_grad_norm_(adapter.trainable_parameters(), cfg.optim.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                window.add(out, grad_norm, len(batch["captions"]))
+                if not accelerator.sync_gradients:
+                    continue
+                adapter.after_optimizer_step()
+                step += 1
+                bar.update(1)
 
-        if step % tr.log_every_n_steps == 0 or step == tr.max_train_steps:
-            elapsed = time.perf_counter() - t_window
-            row = window.flush(step, elapsed, scheduler.get_last_lr()[0], world) | skips.summary()
-            t_window = time.perf_counter()
-            if not math.isfinite(row["loss"]):
-                raise FloatingPointError(f"non-finite loss {row['loss']} at step {step}: {row}")
-            bar.set_postfix(loss=f"{row['loss']:.4g}", samples_s=f"{row['samples_per_s']:.1f}")
-            if metrics_file:
-                metrics_file.write(row)
-            accelerator.log(row, step=step)
-            last_logged = row
-        if step % tr.checkpointing_steps == 0 and step < tr.max_train_steps:
-            save_checkpoint(accelerator, ckpt_root, step, {"global_step": step, "consumed_batches": consumed_batches},
-                            tr.checkpoints_total_limit)
-        if cfg.validation.every_n_steps and step % cfg.validation.every_n_steps == 0 and step < tr.max_train_steps:
-            validator.run(step)
-    bar.close()
+                if step % tr.log_every_n_steps == 0 or step == tr.max_train_steps:
+                    elapsed = time.perf_counter() - t_window
+                    row = window.flush(step, elapsed, scheduler.get_last_lr()[0], world) | skips.summary()
+                    row["nonfinite_skipped"] = guard.skipped
+                    t_window = time.perf_counter()
+                    bar.set_postfix(loss=f"{row['loss']:.4g}", samples_s=f"{row['samples_per_s']:.1f}")
+                    if metrics_file:
+                        metrics_file.write(row)
+                    accelerator.log(row, step=step)
+                    last_logged = row
+                if not _all_ranks(accelerator, preemption.requested is None):
+                    raise Preempted(step, checkpoint())
+                if step % tr.checkpointing_steps == 0 and step < tr.max_train_steps:
+                    checkpoint()
+                if cfg.validation.every_n_steps and step % cfg.validation.every_n_steps == 0 and step < tr.max_train_steps:
+                    validator.run(step)
+        checkpoint()
+        result = {"final_loss": last_logged.get("loss"), "steps": step, "nonfinite_skipped": guard.skipped,
+                  **skips.summary()}
+        if world > 1:
+            result["ranks_in_sync"] = _ranks_in_sync(accelerator, adapter.trainable_parameters())
+        if cfg.validation.at_end:
+            result["validation_dir"] = str(validator.run(step))
+        if cfg.export.enabled and accelerator.is_main_process:
+            result["model_dir"] = str(export_model(cfg, family, adapter, run_dir))
+            result.update(push_after_training(cfg.export, result["model_dir"]))
+        accelerator.wait_for_everyone()
+        failed = False
+        return result
+    finally:  # trackers and files are closed whatever happened (failed, preempted, completed)
+        bar.close()
+        if metrics_file:
+            metrics_file.close()
+        close_trackers(accelerator, failed)
 
-    save_checkpoint(accelerator, ckpt_root, step, {"global_step": step, "consumed_batches": consumed_batches},
-                    tr.checkpoints_total_limit)
-    result = {"final_loss": last_logged.get("loss"), "steps": step, **skips.summary()}
-    if cfg.validation.at_end:
-        result["validation_dir"] = str(validator.run(step))
-    if cfg.export.enabled and accelerator.is_main_process:
-        result["model_dir"] = str(export_model(cfg, family, adapter, run_dir))
-    accelerator.wait_for_everyone()
-    if metrics_file:
-        metrics_file.close()
-    accelerator.end_training()
-    return result
+
+def _all_ranks(accelerator, flag: torch.Tensor | bool) -> bool:
+    """True when ``flag`` holds on every process (a collective only under DDP, so all ranks take the same branch)."""
+    if accelerator.num_processes == 1:
+        return bool(flag)
+    flag = torch.as_tensor(flag, dtype=torch.float32, device=accelerator.device)
+    return bool(accelerator.reduce(flag, reduction="sum") >= accelerator.num_processes)
+
+
+def _ranks_in_sync(accelerator, params) -> bool:
+    """Whether every process ends with bitwise the same trained weights (a DDP desync check)."""
+    digest = hashlib.sha256()
+    for p in params:
+        digest.update(p.detach().float().cpu().numpy().tobytes())
+    digests = gather_object([digest.hexdigest()])
+    in_sync = len(set(digests)) == 1
+    if not in_sync:
+        log.error("trained weights differ across processes: %s", digests)
+    return in_sync
 
 
 def _forever(loader):

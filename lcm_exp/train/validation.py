@@ -12,6 +12,7 @@ import torch
 from diffusers import LCMScheduler
 from PIL import Image
 
+from lcm_exp.models.attention import vae_decode_mode
 from lcm_exp.runlog.trackers import log_images
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,8 @@ class Validator:
             return out
         out.mkdir(parents=True, exist_ok=True)
         res = self.family.cfg.resolution
-        with self.adapter.inference_unet() as unet:
+        decode_mode = vae_decode_mode(self.family.vae, slicing=self.cfg.vae_slicing, tiling=self.cfg.vae_tiling)
+        with self.adapter.inference_unet() as unet, decode_mode:
             was_training = unet.training
             unet.eval()
             if self.pipeline is None:

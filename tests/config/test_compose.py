@@ -21,12 +21,14 @@ def _options(group: str) -> list[str]:
 
 GROUPS = ["model", "adapter", "loss", "data", "optim", "logger", "launcher"]
 CASES = [f"{g}={o}" for g in GROUPS for o in _options(g)]
-NEEDS_SHARDS = {"data=webdataset"}
+# options that need a value only the user can give
+REQUIRED = {"data=webdataset": ["data.shards=/x/s-000.tar"], "data=imagefolder": ["data.path={tmp}"],
+            "data=hf_dataset": ["data.path={tmp}"]}
 
 
 @pytest.mark.parametrize("override", CASES)
-def test_group_option_composes_and_validates(override):
-    extra = ["data.shards=/x/s-000.tar"] if override in NEEDS_SHARDS else []
+def test_group_option_composes_and_validates(override, tmp_path):
+    extra = [v.format(tmp=tmp_path) for v in REQUIRED.get(override, [])]
     cfg = compose_config([override, *extra])
     validate_config(cfg)
 

@@ -1,0 +1,57 @@
+"""Issue 3 item 8 / issue 9 item 1: N steps straight == N/2 steps + stop + resume to N, bitwise."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.train.runner import launch, metrics, record
+
+TIMING = {"samples_per_s"}
+BASE = ["trainer.checkpointing_steps=2", "validation.at_end=false", "export.enabled=false", "adapter.rank=4"]
+
+
+def _state(checkpoint):
+    model = load_file(checkpoint / "model.safetensors")
+    ema = load_file(checkpoint / "ema.safetensors") if (checkpoint / "ema.safetensors").exists() else {}
+    optim = torch.load(checkpoint / "optimizer.bin", weights_only=True)
+    return model, ema, optim
+
+
+def _assert_equal(a, b, path="state"):
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), path
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for k in a:
+            _assert_equal(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_equal(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, path
+
+
+@pytest.mark.parametrize(("adapter", "optim"), [
+    ("full", "adamw"), ("lora", "adamw8bit"),
+    pytest.param("full", "adamw8bit", marks=pytest.mark.slow), pytest.param("lora", "adamw", marks=pytest.mark.slow),
+])  # fmt: skip
+def test_resume_is_bitwise_identical_to_a_straight_run(tmp_path, cache_dir, adapter, optim):
+    args = [f"adapter={adapter}", f"optim={optim}", *BASE]
+    if adapter == "lora":
+        args += ["adapter.target=ema"]  # the EMA of the adapter weights must survive the resume too
+    else:
+        args = [a for a in args if not a.startswith("adapter.rank")]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    launch(straight, cache_dir, *args, "trainer.max_train_steps=4")
+    launch(resumed, cache_dir, *args, "trainer.max_train_steps=2")
+    launch(resumed, cache_dir, *args, "trainer.max_train_steps=4", "trainer.resume_from_checkpoint=latest")
+
+    _assert_equal(_state(straight / "checkpoints/checkpoint-4"), _state(resumed / "checkpoints/checkpoint-4"))
+    drop = lambda rows: [{k: v for k, v in r.items() if k not in TIMING} for r in rows]  # noqa: E731
+    assert drop(metrics(straight)) == drop(metrics(resumed))
+    assert [r["step"] for r in metrics(resumed)] == [1, 2, 3, 4]
+    rec = record(resumed)
+    assert rec["status"] == "completed" and rec["attempts"] == 2 and rec["metrics"]["steps"] == 4
