@@ -1,4 +1,4 @@
-"""docs/use-your-model.md (the README's "Use your model" section): its generate command and its diffusers snippets
+"""The README's "Use your model" section: its generate command and its diffusers snippets
 run as written on real (tiny) runs; only the placeholders (run dir, teacher id) are filled in."""
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from PIL import Image
 
 from tests.train.runner import ROOT, record
 
-DOC = (ROOT / "docs" / "use-your-model.md").read_text()
+_README = (ROOT / "README.md").read_text()
+DOC = _README[_README.index("## Use your model") : _README.index("## Sweeps")]
 RUN_PLACEHOLDER = "outputs/runs/<run>"
 
 
