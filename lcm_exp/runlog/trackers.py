@@ -25,12 +25,17 @@ def init_trackers(accelerator, cfg, config: dict) -> None:
 
 
 def close_trackers(accelerator, failed: bool) -> None:
-    """End every tracker run; a failed job's W&B run is marked failed, not 'finished'."""
-    if failed:
-        for tracker in accelerator.trackers:
-            if tracker.name == "wandb":
-                tracker.run.finish(exit_code=1)
-    accelerator.end_training()
+    """End every tracker run; a failed job's W&B run is marked failed, not 'finished'.
+
+    Not ``accelerator.end_training()``: it also destroys the process group, which can deadlock gloo at exit
+    (its worker thread frees finished collectives while the main thread holds the GIL); the process group
+    goes with the process.
+    """
+    for tracker in accelerator.trackers:
+        if failed and tracker.name == "wandb":
+            tracker.run.finish(exit_code=1)
+        else:
+            tracker.finish()
 
 
 def log_images(accelerator, tag: str, images: list, step: int) -> None:
