@@ -143,7 +143,10 @@ def load_pipeline(student: Student, *, device: str = "cpu", dtype: torch.dtype =
         student.teacher, revision=student.revision, variant=student.teacher_variant, torch_dtype=dtype, **components
     )
     if student.adapter == "lora":
+        from lcm_exp.adapters.lora import load_guidance_cond_proj
+
         pipe.load_lora_weights(student.model_dir)
+        load_guidance_cond_proj(pipe.unet, student.model_dir)  # a guidance-conditioned LoRA embeds w
     pipe.scheduler = LCMScheduler.from_pretrained(student.model_dir, subfolder="scheduler")
     set_attention_backend(attention, [pipe.unet, pipe.vae])
     pipe.vae.use_slicing, pipe.vae.use_tiling = vae_slicing, vae_tiling

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 from peft import LoraConfig
+from safetensors.torch import load_file, save_file
 from peft.utils import get_peft_model_state_dict
 
 from lcm_exp.adapters.base import StudentAdapter
@@ -19,6 +20,30 @@ from lcm_exp.adapters.ema import EMA
 from lcm_exp.objective import DistillModels, unet_fn
 
 TRAINED, EMA_ADAPTER = "default", "ema"
+COND_PROJ_FILE = "guidance_cond_proj.safetensors"
+COND_PROJ_KEY = "time_embedding.cond_proj.weight"
+
+
+def add_guidance_cond_proj(unet, dim: int, weight: torch.Tensor | None = None) -> None:
+    """Give a UNet the guidance-embedding input of an LCM student (``time_embedding.cond_proj``, zero-initialised
+    so it starts as the plain LoRA) and record ``time_cond_proj_dim`` so pipelines embed w instead of running CFG."""
+    emb = unet.time_embedding
+    if weight is None:  # training: a trainable fp32 layer
+        weight = torch.zeros(emb.linear_1.in_features, dim, device=emb.linear_1.weight.device)
+    emb.cond_proj = torch.nn.Linear(dim, weight.shape[0], bias=False, device=weight.device, dtype=weight.dtype)
+    with torch.no_grad():
+        emb.cond_proj.weight.copy_(weight)
+    unet.register_to_config(time_cond_proj_dim=dim)
+
+
+def load_guidance_cond_proj(unet, model_dir) -> bool:
+    """After ``pipe.load_lora_weights(model_dir)``: attach a guidance-conditioned LoRA's cond_proj, if it has one."""
+    path = Path(model_dir) / COND_PROJ_FILE
+    if not path.is_file():
+        return False
+    weight = load_file(path)[COND_PROJ_KEY]
+    add_guidance_cond_proj(unet, weight.shape[1], weight.to(unet.device, unet.dtype))
+    return True
 
 
 @contextmanager
@@ -43,11 +68,14 @@ class LoraAdapter(StudentAdapter):
                      "slightly above 1 (up to about 2) add ordinary CFG on top, at twice the UNet cost per step.")
 
     def __init__(self, cfg, family, gradient_checkpointing: bool = False):
-        if cfg.guidance_conditioned:
-            raise NotImplementedError("adapter.guidance_conditioned=true is not implemented yet")
         self.cfg = cfg
         self.unet = family.unet  # base weights stay frozen in the compute dtype
         self.unet.requires_grad_(False)
+        self.guidance_embedding_dim = None
+        if cfg.guidance_conditioned:  # w-conditioned LoRA: w enters like in the full student; the teacher passes
+            add_guidance_cond_proj(self.unet, cfg.time_cond_proj_dim)  # timestep_cond=None, so it skips it
+            self.guidance_embedding_dim = cfg.time_cond_proj_dim
+            self.recommended_guidance_scale = 8.0  # w = 7 embedded, no CFG pass
         lora = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
                           target_modules=list(cfg.target_modules), init_lora_weights="gaussian")
         self.unet.add_adapter(lora, adapter_name=TRAINED)
@@ -67,6 +95,8 @@ class LoraAdapter(StudentAdapter):
             p.requires_grad_(True)
         for p in self._adapter_params(EMA_ADAPTER) if self.ema else []:
             p.requires_grad_(False)
+        if self.guidance_embedding_dim is not None:
+            self.unet.time_embedding.cond_proj.requires_grad_(True)
         if gradient_checkpointing:
             self.unet.enable_gradient_checkpointing()
         self.unet.train()
@@ -97,7 +127,7 @@ class LoraAdapter(StudentAdapter):
             student=unet_fn(self._prepared),
             teacher=teacher,
             target=target,
-            guidance_embedding_dim=None,
+            guidance_embedding_dim=self.guidance_embedding_dim,
         )
 
     def after_optimizer_step(self):
@@ -120,7 +150,11 @@ class LoraAdapter(StudentAdapter):
         if fp16_variant:
             raise ValueError("export.fp16_variant: a LoRA file has no fp16 variant (it loads into any pipeline dtype)")
         pipeline_class.save_lora_weights(model_dir, unet_lora_layers=self.lora_state_dict(), safe_serialization=True)
-        return ["pytorch_lora_weights.safetensors"]
+        if self.guidance_embedding_dim is None:
+            return ["pytorch_lora_weights.safetensors"]
+        weight = self.unet.time_embedding.cond_proj.weight.detach().float().cpu().contiguous()
+        save_file({COND_PROJ_KEY: weight}, model_dir / COND_PROJ_FILE)
+        return ["pytorch_lora_weights.safetensors", COND_PROJ_FILE]
 
     @staticmethod
     def usage_code(pipeline: str, teacher: str, model_ref: str, *, fp16_variant: bool = False) -> str:

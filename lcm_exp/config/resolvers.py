@@ -37,6 +37,9 @@ def synthetic_shards(cache_dir: str, num_samples: int) -> str:
 
 
 def register_resolvers() -> None:
+    from lcm_exp.toy.resolvers import register_toy_resolvers
+
     for name, fn in {"run_id": run_id, "tiny_teacher": tiny_teacher, "synthetic_shards": synthetic_shards}.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn, use_cache=True)
+    register_toy_resolvers()

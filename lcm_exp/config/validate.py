@@ -28,7 +28,7 @@ LR_SCHEDULERS = (
 )  # fmt: skip
 LOGGERS = ("none", "tensorboard", "wandb")
 LAUNCHERS = ("inline", "accelerate")
-DATA_SOURCES = ("webdataset", "imagefolder", "hf_dataset")
+DATA_SOURCES = ("webdataset", "imagefolder", "hf_dataset", "latent_cache")
 ATTENTION_BACKENDS = ("sdpa", "xformers", "classic")
 
 # (key, allowed values) for every enumerated string knob; adapter/loss/model keys are checked per variant.
@@ -167,7 +167,7 @@ def validate_config(cfg: DictConfig) -> None:
     else:
         _check_rules(cfg, "loss.", _LOSS_RULES[loss], problems)
 
-    if cfg.data.source == "webdataset":
+    if cfg.data.source in ("webdataset", "latent_cache"):
         shards = cfg.data._get_node("shards")._value()  # raw: an interpolation (generated shards) is not resolved here
         empty = shards is None or (not shards.strip() if isinstance(shards, str) else not len(shards))
         if not OmegaConf.is_interpolation(cfg.data, "shards") and empty:

@@ -21,14 +21,18 @@ from lcm_exp.adapters import build_adapter
 from lcm_exp.hub import push_after_training
 from lcm_exp.models.attention import apply_attention_backend
 from lcm_exp.models.registry import get_family
-from lcm_exp.objective import DDIMSolver, ObjectiveSpec, build_loss, distill_step
+from lcm_exp.objective import build_loss, distill_step
+from lcm_exp.perf.adapter import PerfAdapter
+from lcm_exp.perf.components import build_optimizer, build_solver, objective_spec
+from lcm_exp.perf.modules import compile_unets, configure_unets, distinct, teacher_in_fp32
+from lcm_exp.perf.train_step import FamilyEncoder
 from lcm_exp.runlog.metrics import MetricsFile
 from lcm_exp.runlog.trackers import close_trackers, init_trackers, tracker_names
 from lcm_exp.train.checkpoint import find_resume_checkpoint, load_checkpoint, save_checkpoint
-from lcm_exp.train.data import build_train_loader
+from lcm_exp.train.data import build_train_loader, data_spec_from_config
 from lcm_exp.train.export import export_model
 from lcm_exp.train.nonfinite import NonFiniteGuard
-from lcm_exp.train.optim import build_optimizer, build_scheduler
+from lcm_exp.train.optim import build_scheduler
 from lcm_exp.train.preemption import Preempted, PreemptionFlag
 from lcm_exp.train.skip_monitor import SkipMonitor
 from lcm_exp.train.validation import Validator
@@ -58,23 +62,21 @@ def train(cfg, run_dir: Path) -> dict:
     weight_dtype = DTYPES[tr.mixed_precision]
     set_seed(cfg.seed)  # identical model init on every rank
 
+    perf = cfg.perf
     family = get_family(cfg.model.family)(cfg.model, device=accelerator.device, weight_dtype=weight_dtype)
-    adapter = build_adapter(cfg.adapter, family, gradient_checkpointing=tr.gradient_checkpointing)
+    if not perf.frozen_weights_in_compute_dtype:
+        teacher_in_fp32(family)
+    adapter = PerfAdapter(build_adapter(cfg.adapter, family, tr.gradient_checkpointing), perf, weight_dtype)
+    unets = distinct([family.unet, *adapter.unets()])
+    configure_unets(unets, perf)
     apply_attention_backend(cfg.model.attention, family, adapter)
-    solver = DDIMSolver(family.alphas_cumprod, cfg.objective.num_ddim_timesteps, device=accelerator.device)
-    spec = ObjectiveSpec(
-        prediction_type=family.prediction_type,
-        loss=loss_from_config(cfg.loss),
-        w_min=cfg.guidance.w_min,
-        w_max=cfg.guidance.w_max,
-        sigma_data=cfg.objective.sigma_data,
-        timestep_scaling=cfg.objective.timestep_scaling_factor,
-    )
+    solver = build_solver(family.alphas_cumprod, cfg.objective.num_ddim_timesteps, accelerator.device, perf)
+    spec = objective_spec(family.prediction_type, loss_from_config(cfg.loss), cfg.guidance, cfg.objective, perf)
 
     world = accelerator.num_processes
     global_batch = tr.batch_size * world * tr.gradient_accumulation_steps
     lr = cfg.optim.lr * global_batch if cfg.optim.scale_lr else cfg.optim.lr
-    optimizer = build_optimizer(cfg.optim, adapter.trainable_parameters(), lr)
+    optimizer = build_optimizer(cfg.optim, adapter.trainable_parameters(), lr, perf)
     scheduler = build_scheduler(cfg.optim, optimizer, tr.max_train_steps, world)
     prepared, optimizer, scheduler = accelerator.prepare(adapter.trainable_module, optimizer, scheduler)
     adapter.bind(prepared)
@@ -88,10 +90,9 @@ def train(cfg, run_dir: Path) -> dict:
     else:
         set_seed(cfg.seed, device_specific=True)  # different noise per rank from here on
 
-    loader = build_train_loader(
-        cfg.data, resolution=cfg.model.resolution, batch_size=tr.batch_size, seed=cfg.seed,
-        rank=accelerator.process_index, world_size=world,
-    )  # fmt: skip
+    loader, encoder = _data(cfg, family, weight_dtype, accelerator.process_index, world)
+    if perf.compile:
+        compile_unets(unets)
     start_step, consumed_batches = resumed.get("global_step", 0), resumed.get("consumed_batches", 0)
     batches = _skip(iter(_forever(loader)), consumed_batches)
 
@@ -127,10 +128,8 @@ def train(cfg, run_dir: Path) -> dict:
                     batch = next(batches)
                     consumed_batches += 1
                     skips.update(batch)
-                    with torch.no_grad():
-                        latents = family.encode_images(batch["pixel_values"]).to(weight_dtype)
-                        cond = family.encode_text(batch)
-                        uncond = family.unconditional(cond)
+                    latents = encoder.latents(batch)
+                    cond, uncond = encoder.conditioning(batch)
                     with accelerator.autocast():
                         out = distill_step(latents, cond, uncond, adapter.distill_models(), solver, spec, generator=None)
                     if not guard.check(out, step + 1, _all_ranks(accelerator, torch.isfinite(out.loss))):
@@ -144,6 +143,8 @@ def train(cfg, run_dir: Path) -> dict:
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
                 window.add(out, grad_norm, len(batch["captions"]))
+                if perf.sync_every_step:  # reference parity: the loss read back every step
+                    out.loss.item()
                 if not accelerator.sync_gradients:
                     continue
                 adapter.after_optimizer_step()
@@ -184,6 +185,21 @@ def train(cfg, run_dir: Path) -> dict:
         if metrics_file:
             metrics_file.close()
         close_trackers(accelerator, failed)
+
+
+def _data(cfg, family, weight_dtype, rank: int, world: int):
+    """The train loader and the encoder that turns its batches into (latents, cond, uncond): images through the
+    VAE and text encoders, or a latent cache (data.source=latent_cache) that needs neither per step."""
+    kwargs = dict(resolution=cfg.model.resolution, batch_size=cfg.trainer.batch_size, seed=cfg.seed, rank=rank,
+                  world_size=world)  # fmt: skip
+    if cfg.data.source == "latent_cache":
+        from lcm_exp.data.latent_cache import CachedLatentEncoder, build_cached_dataloader, load_meta
+
+        spec = data_spec_from_config(cfg.data)
+        meta_check = {"family": family.name, "teacher": family.teacher}
+        loader = build_cached_dataloader(spec, meta_check=meta_check, **kwargs)
+        return loader, CachedLatentEncoder(family, load_meta(spec), weight_dtype)
+    return build_train_loader(cfg.data, **kwargs), FamilyEncoder(family, weight_dtype)
 
 
 def _all_ranks(accelerator, flag: torch.Tensor | bool) -> bool:

@@ -63,3 +63,21 @@ def test_run_writes_validation_grids_metrics_and_completed_record(run, request):
     assert rec["status"] == "completed" and rec["metrics"]["steps"] == 4
     assert list((run_dir / "validation").glob("step-*/1-steps.png"))
     assert (run_dir / "checkpoints" / "checkpoint-4" / "COMPLETE").exists()
+
+
+def test_guidance_conditioned_lora_learns_w_and_exports_its_cond_proj(tmp_path, cache_dir):
+    from lcm_exp.adapters.lora import COND_PROJ_FILE, load_guidance_cond_proj
+
+    launch(tmp_path, cache_dir, "adapter=lora", "adapter.rank=4", "adapter.guidance_conditioned=true",
+           "adapter.time_cond_proj_dim=32", "trainer.max_train_steps=3", "optim.lr=1e-2")  # fmt: skip
+    model_dir = tmp_path / "model"
+    assert (model_dir / COND_PROJ_FILE).exists()
+    pipe = StableDiffusionPipeline.from_pretrained(_teacher(tmp_path), safety_checker=None)
+    pipe.load_lora_weights(model_dir)
+    assert load_guidance_cond_proj(pipe.unet, model_dir)
+    weight = pipe.unet.time_embedding.cond_proj.weight
+    assert pipe.unet.config.time_cond_proj_dim == 32 and weight.abs().sum() > 0  # trained away from its zero init
+    pipe.scheduler = LCMScheduler.from_pretrained(model_dir, subfolder="scheduler")
+    images = [pipe("a red circle", num_inference_steps=2, guidance_scale=g, height=32, width=32, output_type="np",
+                   generator=torch.Generator().manual_seed(0)).images for g in (3.0, 9.0)]  # fmt: skip
+    assert np.isfinite(images[0]).all() and not np.allclose(images[0], images[1])  # w conditions the student

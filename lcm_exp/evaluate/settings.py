@@ -1,0 +1,89 @@
+"""What an evaluation runs: step counts, the guidance scale, the reference, the sample set, optional judges.
+
+Guidance convention (LCM paper): guided = (1 + w) * cond - w * uncond = cond + w * (cond - uncond). diffusers'
+``guidance_scale`` is w + 1, and the student embeds w itself (no CFG pass). Every guided method below uses the
+same w, so the comparison is between samplers of the same guided ODE.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+#: method key -> label printed in tables and plots; "reference" is the teacher's many-step result
+METHODS: dict[str, str] = {
+    "student": "student, LCMScheduler",
+    "student_det": "student, deterministic (own noise estimate)",
+    "ddim_trailing": "teacher DDIM trailing + CFG (fair baseline)",
+    "ddim_leading": "teacher DDIM leading + CFG (SD default)",
+    "teacher_nocfg": "teacher DDIM trailing, no CFG",
+    "undistilled": "undistilled student, LCMScheduler",
+}
+REFERENCE = "reference"
+METRICS = ("latent_rmse", "psnr_db", "attr_acc", "fd", "clip_score", "fid")
+LOWER_IS_BETTER = {
+    "latent_rmse": True, "psnr_db": False, "attr_acc": False, "fd": True, "clip_score": False, "fid": True,
+}  # fmt: skip
+
+
+@dataclass
+class EvalSettings:
+    """Settings of one evaluation; the defaults are the documented toy evaluation (docs/toy.md)."""
+
+    steps: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    w: float = 3.0  # LCM-paper guidance scale of the reference and of every guided method (guidance_scale = w + 1)
+    reference_steps: int = 50  # teacher DDIM, trailing spacing, CFG at w
+    num_samples: int = 128  # prompt/seed pairs (the toy world draws a random caption per sample)
+    seed: int = 0  # prompts, initial noise, LCM re-noising and the undistilled student's cond_proj all derive from it
+    batch_size: int = 128
+    methods: list[str] = field(default_factory=lambda: list(METHODS))
+    prompts: Optional[list[str]] = None  # real teachers: cycled over the samples (None: the reference's prompts)
+    clip_model: Optional[str] = None  # local folder of a transformers CLIPModel: adds CLIP score (never downloaded)
+    fid_model: Optional[str] = None  # TorchScript feature extractor (images in [0, 1] -> (n, d)): adds FID
+    grid_samples: int = 8  # columns of the picture grid
+    cache_teacher: bool = True  # reuse the student-independent rows (reference, teacher baselines) across students
+    objective: str = "latent_rmse:student:1,2"  # metric:method:steps -> mean, the number a sweep job returns
+    at_end: bool = True  # read by the training loop: evaluate the final student after export
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.steps or any(int(s) < 1 for s in self.steps):
+            problems.append(f"steps={self.steps}: must be a non-empty list of ints >= 1")
+        if self.w < 0:
+            problems.append(f"w={self.w}: must be >= 0 (LCM convention, guidance_scale = w + 1)")
+        if self.reference_steps < 1:
+            problems.append(f"reference_steps={self.reference_steps}: must be >= 1")
+        if self.num_samples < 2:
+            problems.append(f"num_samples={self.num_samples}: must be >= 2 (Frechet distance needs a covariance)")
+        if self.batch_size < 1:
+            problems.append(f"batch_size={self.batch_size}: must be >= 1")
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            problems.append(f"methods: unknown {unknown}; valid: {', '.join(METHODS)}")
+        if self.prompts is not None and not self.prompts:
+            problems.append("prompts: must be null or a non-empty list")
+        try:
+            self.parse_objective()
+        except ValueError as err:
+            problems.append(str(err))
+        if problems:
+            raise ValueError("evaluation settings: " + "; ".join(problems))
+        self.steps = sorted({int(s) for s in self.steps})
+
+    def parse_objective(self) -> tuple[str, str, list[int]]:
+        """(metric, method, steps) of ``objective`` = "metric:method:s1,s2,..."."""
+        parts = self.objective.split(":")
+        if len(parts) != 3:
+            raise ValueError(
+                f"objective={self.objective!r}: expected 'metric:method:steps', e.g. 'latent_rmse:student:1,2'"
+            )
+        metric, method, steps = parts
+        if metric not in METRICS:
+            raise ValueError(f"objective={self.objective!r}: unknown metric {metric!r}; valid: {', '.join(METRICS)}")
+        if method not in METHODS:
+            raise ValueError(f"objective={self.objective!r}: unknown method {method!r}; valid: {', '.join(METHODS)}")
+        try:
+            step_list = [int(s) for s in steps.split(",")]
+        except ValueError as err:
+            raise ValueError(f"objective={self.objective!r}: steps must be comma-separated ints") from err
+        return metric, method, step_list

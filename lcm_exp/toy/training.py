@@ -1,0 +1,49 @@
+"""Small training helpers shared by the toy VAE, teacher and classifier recipes (no accelerate: one CPU process)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import torch
+
+
+def cosine_lr(step: int, total: int, base: float, warmup: int) -> float:
+    """Linear warmup then cosine decay to 0."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = (step - warmup) / max(total - warmup, 1)
+    return base * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def index_batches(n: int, batch: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Endless shuffled epochs of row indices, from ``generator`` only."""
+    while True:
+        perm = torch.randperm(n, generator=generator)
+        for i in range(0, n - batch + 1, batch):
+            yield perm[i : i + batch]
+
+
+class EMA:
+    """Exponential moving average of a module's parameters with the usual warmup ``min(decay, (1+s)/(10+s))``."""
+
+    def __init__(self, module: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.shadow = [p.detach().clone() for p in module.parameters()]
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self, module: torch.nn.Module) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        torch._foreach_lerp_(self.shadow, [p.detach() for p in module.parameters()], 1.0 - decay)
+
+    @torch.no_grad()
+    def copy_to(self, module: torch.nn.Module) -> None:
+        for p, s in zip(module.parameters(), self.shadow, strict=True):
+            p.copy_(s)
