@@ -207,9 +207,10 @@ def equal_math_cuda() -> dict:
         configure_unets([t, s, tg], perf)
         spec = objective_spec("epsilon", build_loss("l2"), guidance, objective, perf)
         models = DistillModels(unet_fn(s), unet_fn(t), unet_fn(tg), 256)
-        out = distill_step(
-            z0, cond, uncond, models, build_solver(alphas, 50, dev, perf), spec, torch.Generator(dev).manual_seed(0)
-        )
+        # a CPU generator: host-side sampling (parity) can only use a CPU one, and the same generator on both
+        # sides gives both variants the same grid indices, noise and w (the draws are moved to the device)
+        gen = torch.Generator().manual_seed(0)
+        out = distill_step(z0, cond, uncond, models, build_solver(alphas, 50, dev, perf), spec, gen)
         out.loss.backward()
         runs.append((out.loss.item(), torch.cat([p.grad.flatten() for p in s.parameters()])))
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32

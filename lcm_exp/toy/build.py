@@ -38,9 +38,9 @@ class ToyRecipe:
 
     train_images: int = 8192
     vae_steps: int = 500
-    vae_batch: int = 16
+    vae_batch: int = 32
     vae_lr: float = 2e-3
-    classifier_steps: int = 600
+    classifier_steps: int = 800
     classifier_batch: int = 64
     classifier_lr: float = 2e-3
     teacher_steps: int = 2000
