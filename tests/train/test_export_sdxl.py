@@ -18,7 +18,7 @@ def _image(pipe, model_dir, guidance_scale):
                 output_type="np", generator=torch.Generator().manual_seed(0)).images  # fmt: skip
 
 
-@pytest.mark.parametrize("precision", ["no", "bf16"])
+@pytest.mark.parametrize("precision", ["no", pytest.param("bf16", marks=pytest.mark.slow)])
 def test_sdxl_full_student_exports_a_unet_for_the_xl_pipeline(tmp_path, cache_dir, precision):
     launch(tmp_path, cache_dir, *ARGS, "adapter=full", f"trainer.mixed_precision={precision}")
     rec = record(tmp_path)

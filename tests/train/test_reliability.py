@@ -34,7 +34,7 @@ def _wait_for(predicate, proc, timeout=300):
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
 def test_signal_checkpoints_marks_preempted_and_the_same_command_resumes(tmp_path, cache_dir, sig):
     args = ["trainer.max_train_steps=12", "trainer.checkpointing_steps=100"]
     proc = _start(tmp_path, cache_dir, *args)
@@ -53,6 +53,7 @@ def test_signal_checkpoints_marks_preempted_and_the_same_command_resumes(tmp_pat
     assert [r["step"] for r in metrics(tmp_path)] == list(range(1, 13))
 
 
+@pytest.mark.slow  # four launches; CI runs it after the default suite
 def test_sigkill_during_saves_never_leaves_a_checkpoint_resume_cannot_load(tmp_path, cache_dir):
     args = ["trainer.max_train_steps=40", "trainer.checkpointing_steps=1", "trainer.checkpoints_total_limit=2"]
     root = tmp_path / "checkpoints"

@@ -35,7 +35,7 @@ def _assert_equal(a, b, path="state"):
 
 
 @pytest.mark.parametrize(("adapter", "optim"), [
-    ("full", "adamw"), ("lora", "adamw8bit"),
+    ("full", "adamw"), pytest.param("lora", "adamw8bit", marks=pytest.mark.slow),
     pytest.param("full", "adamw8bit", marks=pytest.mark.slow), pytest.param("lora", "adamw", marks=pytest.mark.slow),
 ])  # fmt: skip
 def test_resume_is_bitwise_identical_to_a_straight_run(tmp_path, cache_dir, adapter, optim):
