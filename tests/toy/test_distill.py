@@ -25,7 +25,7 @@ def test_short_distillation_beats_the_undistilled_student(cache_dir, tmp_path):
     shards = ensure_toy_shards(cache_dir, 1024)
     run_dir = tmp_path / "run"
     cmd = [
-        sys.executable, str(ROOT / "launch.py"), "experiment=toy", f"model.teacher={teacher}", f"data.shards={shards}",
+        sys.executable, str(ROOT / "launch.py"), "experiment=toy", f"model.teacher={teacher}", f"data.shards='{shards}'",
         f"paths.cache_dir={cache_dir}", f"hydra.run.dir={run_dir}", "trainer.max_train_steps=300",
         "trainer.checkpointing_steps=300", "validation.at_end=false",
     ]  # fmt: skip
