@@ -70,12 +70,13 @@ class SampleSet:
     seeds: list[int]  # per-sample seed of the LCM re-noising generators
     attributes: torch.Tensor | None = None  # toy world: (n, 4) expected attributes
     real_images: torch.Tensor | None = None  # toy world: caption-matched renders in [-1, 1]
+    more_real_images: torch.Tensor | None = None  # toy world: a second independent render (the FD floor)
 
 
 def build_sample_set(family, settings: EvalSettings, toy_world: dict | None) -> SampleSet:
     """Prompts and initial noise, a pure function of the settings (and the toy world when there is one)."""
     n, seed = settings.num_samples, settings.seed
-    attributes = real = None
+    attributes = real = more_real = None
     if toy_world is not None and settings.prompts is None:
         from lcm_exp.toy.world import caption, render, sample_attributes
 
@@ -83,6 +84,7 @@ def build_sample_set(family, settings: EvalSettings, toy_world: dict | None) -> 
         attributes = sample_attributes(n, generator)
         captions = [caption(a) for a in attributes]
         real = render(attributes, torch.Generator().manual_seed(seed + 1))
+        more_real = render(attributes, torch.Generator().manual_seed(seed + 2))
     else:
         from lcm_exp.config.schema import REFERENCE_VALIDATION_PROMPTS
 
@@ -96,7 +98,7 @@ def build_sample_set(family, settings: EvalSettings, toy_world: dict | None) -> 
         for i in range(n)
     ])  # fmt: skip
     seeds = [seed * 1_000_003 + 500_000 + i for i in range(n)]
-    return SampleSet(captions, noise, seeds, attributes, real)
+    return SampleSet(captions, noise, seeds, attributes, real, more_real)
 
 
 def conditioning(family, captions: list[str]):
@@ -291,7 +293,11 @@ class _Scorer:
         self.ref_images = decode01(family.vae, ref_latents)
         self.judges = []
         if toy_world is not None and classifier is not None and samples.attributes is not None:
-            self.judges.append(ToyJudge(classifier, samples.attributes, samples.real_images))
+            toy = ToyJudge(classifier, samples.attributes, samples.real_images)
+            self.judges.append(toy)
+            floor = toy((samples.more_real_images + 1) / 2)
+            notes.append(f"toy FD floor (a second real render of the same prompts): {floor['fd']:.1f}; "
+                         f"its attribute accuracy: {floor['attr_acc']:.3f}")  # fmt: skip
         else:
             notes.append("attribute accuracy / FD skipped: not a toy-world teacher (no toy classifier)")
         if settings.clip_model:
