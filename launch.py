@@ -40,9 +40,13 @@ def sweep_objective(cfg: DictConfig) -> float:
 
 
 def print_summary(result: dict) -> None:
+    """The run's outcome; with an evaluation, its table instead of its many eval:* numbers (run.json has them)."""
     print("\nrun finished:")
     for key, value in result.items():
-        print(f"  {key}: {value}")
+        if not key.startswith("eval:"):
+            print(f"  {key}: {value}")
+    if "eval_table" in result:
+        print("\n" + Path(result["eval_table"]).read_text())
 
 
 if __name__ == "__main__":

@@ -104,6 +104,10 @@ def execute(run_cfg: RunConfig, overrides: list[str], argv: list[str]) -> dict:
                      teacher_record(run_cfg.model, facts), argv)
     try:
         result = run_training(run_cfg, run_dir, record)
+        if record and run_cfg.evaluation.at_end and result.get("status", "completed") == "completed":
+            from lcm_exp.evaluate.run import evaluate_at_end
+
+            result.update(evaluate_at_end(run_cfg, run_dir))
     except BaseException as err:
         if record:
             record.finish(outcome(err), error=err)

@@ -156,16 +156,19 @@ class LoraAdapter(StudentAdapter):
         save_file({COND_PROJ_KEY: weight}, model_dir / COND_PROJ_FILE)
         return ["pytorch_lora_weights.safetensors", COND_PROJ_FILE]
 
-    @staticmethod
-    def usage_code(pipeline: str, teacher: str, model_ref: str, *, fp16_variant: bool = False) -> str:
-        """A diffusers snippet that loads this student (the model card's)."""
-        steps, guidance = LoraAdapter.recommended_steps, LoraAdapter.recommended_guidance_scale
+    def usage_code(self, pipeline: str, teacher: str, model_ref: str, *, fp16_variant: bool = False) -> str:
+        """A diffusers snippet that loads this student (the model card's); a guidance-conditioned LoRA also needs
+        its w embedding, which plain diffusers cannot attach (lcm_exp does)."""
+        attach = extra_import = ""
+        if self.cfg.guidance_conditioned:
+            extra_import = "from lcm_exp.adapters.lora import load_guidance_cond_proj  # the trained w embedding\n"
+            attach = "\nload_guidance_cond_proj(pipe.unet, model_id)  # guidance_cond_proj.safetensors (a local folder)"
         return f"""import torch
 from diffusers import {pipeline}, LCMScheduler
-
+{extra_import}
 model_id = "{model_ref}"
 pipe = {pipeline}.from_pretrained("{teacher}")
-pipe.load_lora_weights(model_id)
+pipe.load_lora_weights(model_id){attach}
 pipe.scheduler = LCMScheduler.from_pretrained(model_id, subfolder="scheduler")
 pipe = pipe.to("cuda" if torch.cuda.is_available() else "cpu")
-image = pipe("a photo of a cat", num_inference_steps={steps}, guidance_scale={guidance}).images[0]"""
+image = pipe("a photo of a cat", num_inference_steps={self.recommended_steps}, guidance_scale={self.recommended_guidance_scale}).images[0]"""

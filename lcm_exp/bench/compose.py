@@ -23,6 +23,7 @@ CONF = REPO / "conf"
 def _defaults() -> dict[str, str]:
     log_dir = REPO / "outputs"
     return {
+        "experiment": "tiny",  # synthetic shards at the tiny recipe's settings, not the default job's toy world
         "paths.cache_dir": os.environ.get("LCM_EXP_CACHE", str(REPO / ".cache")),
         "paths.log_dir": str(log_dir),
         "paths.output_dir": str(log_dir / "bench"),
@@ -33,7 +34,7 @@ def compose_run_config(overrides: list[str]):
     """A resolved ``RunConfig`` object (resolvers run: a tiny teacher or synthetic shards may get built)."""
     register_configs()
     register_resolvers()
-    given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    given = {o.lstrip("+~").split("=", 1)[0] for o in overrides}
     extra = [f"{k}={v}" for k, v in _defaults().items() if k not in given]
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

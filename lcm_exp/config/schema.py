@@ -13,6 +13,8 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
+from lcm_exp.evaluate.settings import EvalSettings
+
 # ---------------------------------------------------------------- model (teacher) families
 
 
@@ -303,6 +305,7 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
+    evaluation: EvalSettings = field(default_factory=EvalSettings)  # few-step fidelity vs teacher baselines
     export: ExportConfig = field(default_factory=ExportConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     launcher: Any = MISSING

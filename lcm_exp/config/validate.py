@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from lcm_exp.config.errors import ConfigError
+from lcm_exp.evaluate.settings import EVAL_METRIC_PREFIX, EvalSettings
 from lcm_exp.models.registry import FAMILY_NAMES
 
 ADAPTERS = ("full", "lora")
@@ -176,6 +177,7 @@ def validate_config(cfg: DictConfig) -> None:
         _check_data_path(cfg.data, problems)
     _check_attention(cfg.model.attention, problems)
     _check_export(cfg, problems)
+    _check_evaluation(cfg, problems)
 
     if problems:
         raise ConfigError(problems)
@@ -208,6 +210,20 @@ def _check_export(cfg: DictConfig, problems: list[str]) -> None:
     from lcm_exp.hub import hub_problems  # light: huggingface_hub only
 
     problems.extend(hub_problems(export.hub_model_id))
+
+
+def _check_evaluation(cfg: DictConfig, problems: list[str]) -> None:
+    """The evaluation settings' own checks, named by key; an eval:* sweep objective needs the evaluation to run."""
+    try:
+        settings = EvalSettings(**OmegaConf.to_container(cfg.evaluation))
+    except (ValueError, TypeError) as err:
+        problems.append(f"evaluation: {err}")
+        return
+    if settings.at_end and not cfg.export.enabled:
+        problems.append("evaluation.at_end=true evaluates the exported student: it needs export.enabled=true")
+    objective = cfg.sweep.objective
+    if objective.startswith(EVAL_METRIC_PREFIX) and not settings.at_end:
+        problems.append(f"sweep.objective={objective!r} is an evaluation metric: set evaluation.at_end=true")
 
 
 def validate_against_teacher(cfg) -> dict[str, Any]:

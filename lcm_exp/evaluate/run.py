@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from lcm_exp.evaluate.core import EvalResult, evaluate_student
-from lcm_exp.evaluate.settings import EvalSettings
+from lcm_exp.evaluate.settings import EVAL_METRIC_PREFIX, METRICS, EvalSettings
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,24 @@ def evaluate_run(
         out_dir=Path(out_dir) if out_dir is not None else run_dir / EVAL_DIR,
         title=f"{cfg.get('name', '')} seed {cfg.get('seed', '')}: {run_dir.name}",
     )  # fmt: skip
+
+
+def run_metrics(result: EvalResult) -> dict[str, float]:
+    """``eval_objective`` plus every computed number as ``eval:<metric>:<method>:<steps>``: run.json keeps them, so a
+    sweep can rank its jobs by any of them (``sweep.objective=eval_objective``)."""
+    out = {f"{EVAL_METRIC_PREFIX}_objective": result.objective()}
+    for row in result.rows:
+        for metric in METRICS:
+            if row.get(metric) is not None:
+                out[f"{EVAL_METRIC_PREFIX}:{metric}:{row['method']}:{row['steps']}"] = float(row[metric])
+    return out
+
+
+def evaluate_at_end(run_cfg, run_dir: Path) -> dict[str, Any]:
+    """The closing evaluation of a finished run (``evaluation.at_end``): the exported student in ``run_dir``, its
+    report in ``<run dir>/eval/``; returns the run metrics and ``eval_table``, the printed table's file."""
+    result = evaluate_run(run_dir, run_cfg.evaluation)
+    return {**run_metrics(result), "eval_table": result.files["table"]}
 
 
 def evaluate_from_loop(cfg, family, adapter, run_dir: Path, settings: EvalSettings | None = None) -> EvalResult:

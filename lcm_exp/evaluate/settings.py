@@ -20,6 +20,8 @@ METHODS: dict[str, str] = {
     "undistilled": "undistilled student, LCMScheduler",
 }
 REFERENCE = "reference"
+#: run metrics of an evaluation at the end of training: eval_objective, eval:<metric>:<method>:<steps>
+EVAL_METRIC_PREFIX = "eval"
 METRICS = ("latent_rmse", "psnr_db", "attr_acc", "fd", "clip_score", "fid")
 LOWER_IS_BETTER = {
     "latent_rmse": True, "psnr_db": False, "attr_acc": False, "fd": True, "clip_score": False, "fid": True,
@@ -43,7 +45,8 @@ class EvalSettings:
     grid_samples: int = 8  # columns of the picture grid
     cache_teacher: bool = True  # reuse the student-independent rows (reference, teacher baselines) across students
     objective: str = "latent_rmse:student:1,2"  # metric:method:steps -> mean, the number a sweep job returns
-    at_end: bool = True  # read by the training loop: evaluate the final student after export
+    at_end: bool = False  # evaluate the exported student when training ends (toy presets: on; a real teacher's
+    # 50-step reference costs GPU minutes, so real runs opt in); its numbers become run metrics (eval:...)
 
     def __post_init__(self) -> None:
         problems = []

@@ -11,6 +11,14 @@ from lcm_exp.config.resolvers import register_resolvers
 from lcm_exp.config.store import register_configs
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
+# Tests start from the tiny random teacher (seconds), not the default job's toy world (a trained teacher)
+TINY = "experiment=tiny"
+
+
+def with_tiny(overrides: list[str]) -> list[str]:
+    """``overrides`` with experiment=tiny in front, unless they pick (or remove) the experiment themselves."""
+    picks = any(o.lstrip("+~").split("=", 1)[0] == "experiment" for o in overrides)
+    return list(overrides) if picks else [TINY, *overrides]
 
 
 def compose_config(overrides: list[str] | None = None, return_hydra_config: bool = False):
@@ -18,4 +26,4 @@ def compose_config(overrides: list[str] | None = None, return_hydra_config: bool
     register_resolvers()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("config", overrides=overrides or [], return_hydra_config=return_hydra_config)
+        return compose("config", overrides=with_tiny(overrides or []), return_hydra_config=return_hydra_config)

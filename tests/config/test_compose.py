@@ -89,7 +89,7 @@ def test_lora_keys_do_not_exist_on_full_adapter():
 def test_cfg_job_shows_overrides_fast():
     start = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, "launch.py", "model=sdxl", "adapter=lora", "loss=huber", "loss.huber_c=0.01",
+        [sys.executable, "launch.py", "experiment=tiny", "model=sdxl", "adapter=lora", "loss=huber", "loss.huber_c=0.01",
          "guidance.w_min=3", "guidance.w_max=9", "--cfg", "job"],
         cwd=ROOT, capture_output=True, text=True, check=True,
     )  # fmt: skip
@@ -101,13 +101,13 @@ def test_cfg_job_shows_overrides_fast():
 
 @pytest.mark.parametrize("args", [["--help"], ["--info", "defaults-tree"]])
 def test_help_and_defaults_tree(args):
-    out = subprocess.run([sys.executable, "launch.py", *args], cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "launch.py", "experiment=tiny", *args], cwd=ROOT, capture_output=True, text=True, check=True)
     assert "model" in out.stdout and "adapter" in out.stdout
 
 
 def test_inverted_guidance_range_fails_fast_naming_both_keys(tmp_path):
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "launch.py", "guidance.w_min=9", "guidance.w_max=3",
+    out = subprocess.run([sys.executable, "launch.py", "experiment=tiny", "guidance.w_min=9", "guidance.w_max=3",
                           f"hydra.run.dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True)  # fmt: skip
     assert out.returncode == 2
     assert "guidance.w_min" in out.stderr and "guidance.w_max" in out.stderr

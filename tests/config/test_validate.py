@@ -102,7 +102,7 @@ def test_teacher_path_that_does_not_exist_offline(cache_dir, tmp_path):
 @pytest.mark.parametrize("override", ["trainer.batch_size=0", "model.teacher=/no/such/teacher", "optim=sgd"])
 def test_launcher_exits_nonzero_in_seconds(override, tmp_path):
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "launch.py", override, f"hydra.run.dir={tmp_path}"], cwd=CONF.parent,
+    out = subprocess.run([sys.executable, "launch.py", "experiment=tiny", override, f"hydra.run.dir={tmp_path}"], cwd=CONF.parent,
                          capture_output=True, text=True, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})  # fmt: skip
     assert out.returncode != 0
     assert override.split("=")[0] in out.stderr

@@ -71,17 +71,22 @@ def test_full_card_names_teacher_convention_steps_guidance_and_variant(make):
     ("tiny_sd15", "full", "StableDiffusionPipeline", 8.0),
     ("tiny_sd15", "lora", "StableDiffusionPipeline", 1.0),
     ("tiny_sdxl", "lora", "StableDiffusionXLPipeline", 1.0),
+    ("tiny_sd15", "lora adapter.guidance_conditioned=true", "StableDiffusionPipeline", 8.0),
 ])  # fmt: skip
 def test_card_snippet_runs_as_written(make, tmp_path, monkeypatch, model, adapter, pipeline, guidance):
-    cfg, family, student, run_dir = make(f"model={model}", f"adapter={adapter}")
+    adapter, *extra = adapter.split()
+    cfg, family, student, run_dir = make(f"model={model}", f"adapter={adapter}", *extra)
     card = (export_model(cfg, family, student, run_dir) / "README.md").read_text()
     assert f"`guidance_scale={guidance}`" in card and f"{adapter} student" in card
     (snippet,) = python_blocks(card)
+    assert ("load_guidance_cond_proj(pipe.unet, model_id)" in snippet) == bool(extra)
     assert f"from diffusers import {pipeline}, LCMScheduler" in snippet
     assert f'model_id = "{run_dir.resolve() / "model"}"' in snippet
     namespace: dict = {}
     monkeypatch.chdir(tmp_path)
     exec(compile(snippet, "model-card-snippet", "exec"), namespace)
+    if extra:  # the w embedding is in the UNet the snippet ran
+        assert namespace["pipe"].unet.config.time_cond_proj_dim == cfg.adapter.time_cond_proj_dim
     pixels = np.asarray(namespace["image"])
     assert pixels.ndim == 3 and pixels.shape[2] == 3 and pixels.std() > 0
 

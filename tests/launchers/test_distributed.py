@@ -49,7 +49,7 @@ def test_failing_worker_surfaces_the_rank_log_tail(tmp_path, cache_dir):
 @pytest.mark.slow
 def test_torchrun_ranks_agree_on_one_run_dir(tmp_path, cache_dir):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "ACCELERATE_USE_CPU": "true"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "launch.py",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "launch.py", "experiment=tiny",
            f"paths.log_dir={tmp_path}", f"paths.cache_dir={cache_dir}", "name=ddp", "trainer.max_train_steps=2",
            *QUICK, "export.enabled=false"]  # fmt: skip
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -64,6 +64,6 @@ def test_torchrun_ranks_agree_on_one_run_dir(tmp_path, cache_dir):
 
 def test_multirun_inside_a_distributed_launch_is_refused():
     env = {**os.environ, "WORLD_SIZE": "2", "RANK": "0"}
-    out = subprocess.run([sys.executable, "launch.py", "-m", "seed=1,2"], cwd=ROOT, env=env, capture_output=True,
+    out = subprocess.run([sys.executable, "launch.py", "-m", "experiment=tiny", "seed=1,2"], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=120)  # fmt: skip
     assert out.returncode != 0 and "launcher=accelerate" in out.stderr

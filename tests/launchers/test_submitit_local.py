@@ -14,7 +14,7 @@ from tests.train.runner import ROOT
 
 @pytest.mark.slow
 def test_submitit_local_sweep_of_two_jobs_completes(tmp_path, cache_dir):
-    cmd = [sys.executable, "launch.py", "-m", "sweep=guidance_range", "hydra/launcher=slurm_local",
+    cmd = [sys.executable, "launch.py", "-m", "experiment=tiny", "sweep=guidance_range", "hydra/launcher=slurm_local",
            "hydra.sweeper.guidance_pairs=[[3,9],[5,15]]", "sweep.name=local_twin", f"paths.log_dir={tmp_path}",
            f"paths.cache_dir={cache_dir}", "trainer.max_train_steps=2", "validation.at_end=false",
            "export.enabled=false"]  # fmt: skip

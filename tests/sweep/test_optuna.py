@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_two_trials(tmp_path, cache_dir):
     sweep_dir = tmp_path / "optuna"
-    cmd = [sys.executable, "launch.py", "-m", "sweep=optuna", "hydra.sweeper.n_trials=2", "trainer.max_train_steps=2",
+    cmd = [sys.executable, "launch.py", "-m", "experiment=tiny", "sweep=optuna", "hydra.sweeper.n_trials=2", "trainer.max_train_steps=2",
            "trainer.batch_size=2", "validation.at_end=false", "export.enabled=false", f"hydra.sweep.dir={sweep_dir}",
            f"paths.cache_dir={cache_dir}"]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}

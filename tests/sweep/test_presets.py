@@ -42,7 +42,8 @@ def test_launcher_presets_compose(launcher, target):
 
 def test_dry_run_of_the_huber_preset_lists_l2_and_the_log_range():
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    out = subprocess.run([sys.executable, "launch.py", "-m", "sweep=huber_c", "hydra.sweeper.dry_run=true"],
+    out = subprocess.run([sys.executable, "launch.py", "-m", "experiment=tiny", "sweep=huber_c",
+                          "hydra.sweeper.dry_run=true"],
                          cwd=CONF.parent, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     jobs = [ln.split("  #", 1)[1].split(":", 1)[0] for ln in out.stdout.splitlines() if "  #" in ln]

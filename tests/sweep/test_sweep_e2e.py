@@ -39,7 +39,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 
 def _sweep(sweep_dir: Path, cache_dir: str, *extra: str) -> subprocess.CompletedProcess:
-    return _run("launch.py", "-m", "sweep=guidance_range", "sweep.name=e2e", PAIRS, *TINY,
+    return _run("launch.py", "-m", "experiment=tiny", "sweep=guidance_range", "sweep.name=e2e", PAIRS, *TINY,
                 f"hydra.sweep.dir={sweep_dir}", f"paths.cache_dir={cache_dir}", *extra)  # fmt: skip
 
 
@@ -98,7 +98,7 @@ def test_no_job_was_launched_with_w_min_above_w_max(first):
         guidance = yaml.safe_load((job / ".hydra" / "config.yaml").read_text())["guidance"]
         assert guidance["w_min"] <= guidance["w_max"]
     # a grid over both keys: the inverted corners are announced and never reach the launcher
-    out = _run("launch.py", "-m", "guidance.w_min=1,5,9", "guidance.w_max=3,9", "hydra.sweeper.dry_run=true")
+    out = _run("launch.py", "-m", "experiment=tiny", "guidance.w_min=1,5,9", "guidance.w_max=3,9", "hydra.sweeper.dry_run=true")
     assert out.returncode == 0, out.text[-3000:]
     launched = [ln.split(": ", 1)[1].split() for ln in out.stdout.splitlines() if "  #" in ln]
     pairs = [tuple(float(o.split("=")[1]) for o in job) for job in launched]

@@ -8,12 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.config.compose import with_tiny
+
 ROOT = Path(__file__).resolve().parents[2]
 FAST = ["trainer.log_every_n_steps=1", "validation.num_inference_steps=[1]", "validation.seeds=[0]"]
 
 
 def launch(run_dir: Path, cache_dir: str, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "launch.py", f"hydra.run.dir={run_dir}", f"paths.cache_dir={cache_dir}", *FAST, *overrides]
+    cmd = [sys.executable, "launch.py", f"hydra.run.dir={run_dir}", f"paths.cache_dir={cache_dir}",
+           *with_tiny([*FAST, *overrides])]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
     if check and out.returncode != 0:

@@ -17,7 +17,7 @@ QUICK = ["validation.at_end=false", "export.enabled=false"]
 
 
 def _start(run_dir, cache_dir, *overrides):
-    cmd = [sys.executable, "launch.py", f"hydra.run.dir={run_dir}", f"paths.cache_dir={cache_dir}", *FAST, *QUICK,
+    cmd = [sys.executable, "launch.py", "experiment=tiny", f"hydra.run.dir={run_dir}", f"paths.cache_dir={cache_dir}", *FAST, *QUICK,
            *overrides]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
