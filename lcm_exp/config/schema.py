@@ -276,7 +276,7 @@ class PerfConfig:
     solver_dtype: str = "fp32"  # fp32 | fp64: the DDIM-step table (reference: float64, promotes z_prev)
     host_side_sampling: bool = False  # w and its embedding made on the CPU and copied (reference)
     sync_every_step: bool = False  # read the loss back to the host every step (reference); else at log intervals
-    fused_optimizer: bool = True  # fused AdamW on CUDA (slower on CPU here); false: torch's default (reference)
+    fused_optimizer: bool = True  # fused AdamW where torch has the kernel (CUDA, CPU); false: torch's default (reference)
     channels_last: bool = False  # UNets in channels_last memory format (opt-in: a GPU win, none measured on CPU)
     attention: str = "sdpa"  # sdpa (torch scaled_dot_product_attention, diffusers' default) | classic (bmm+softmax)
     compile: bool = False  # torch.compile the UNets (minutes of warm-up; pays off on long GPU runs)

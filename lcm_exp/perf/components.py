@@ -49,9 +49,9 @@ def build_optimizer(cfg, params: list[torch.nn.Parameter], lr: float, perf) -> t
     (reference: foreach on CUDA, a per-tensor loop on CPU); other optimizers (8-bit AdamW) come from
     ``lcm_exp.train.optim`` unchanged."""
     if cfg.name != "adamw":
-        from lcm_exp.train.optim import build_optimizer as plain
+        from lcm_exp.train.optim import build_eightbit_adamw
 
-        return plain(cfg, params, lr)
+        return build_eightbit_adamw(cfg, params, lr)
     kwargs = dict(lr=lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay, eps=cfg.eps)
     # CPU too: on torch 2.13 the fused CPU kernel's step is 3-4x faster than the per-tensor loop for the full
     # UNet and for LoRA's many small tensors alike (docs/performance.md, fused_optimizer row)

@@ -1,4 +1,4 @@
-"""Optimizer and learning-rate schedule from the ``optim`` config."""
+"""The 8-bit optimizer and the learning-rate schedule from the ``optim`` config."""
 
 from __future__ import annotations
 
@@ -6,18 +6,15 @@ import torch
 from diffusers.optimization import get_scheduler
 
 
-def build_optimizer(cfg, params: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
-    kwargs = dict(lr=lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay, eps=cfg.eps)
-    if cfg.name == "adamw8bit":
-        try:
-            import bitsandbytes as bnb
-        except ImportError as e:  # pragma: no cover - bitsandbytes is a dependency
-            raise ImportError("optim=adamw8bit needs bitsandbytes (pip install bitsandbytes)") from e
-        return bnb.optim.AdamW8bit(params, **kwargs)
-    if cfg.name == "adamw":
-        on_gpu = all(p.is_cuda for p in params)
-        return torch.optim.AdamW(params, fused=on_gpu or None, **kwargs)
-    raise ValueError(f"optim.name={cfg.name!r}: unknown, choose one of [adamw, adamw8bit]")
+def build_eightbit_adamw(cfg, params: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
+    """bitsandbytes' 8-bit AdamW (``optim=adamw8bit``); plain AdamW is built by ``lcm_exp.perf.components``."""
+    if cfg.name != "adamw8bit":
+        raise ValueError(f"optim.name={cfg.name!r}: unknown, choose one of [adamw, adamw8bit]")
+    try:
+        import bitsandbytes as bnb
+    except ImportError as e:  # pragma: no cover - bitsandbytes is a dependency
+        raise ImportError("optim=adamw8bit needs bitsandbytes (pip install bitsandbytes)") from e
+    return bnb.optim.AdamW8bit(params, lr=lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay, eps=cfg.eps)
 
 
 def build_scheduler(cfg, optimizer, max_train_steps: int, num_processes: int):

@@ -93,14 +93,20 @@ def test_teacher_single_pass_and_no_grad_first_change_the_calls():
 
 
 def test_fused_optimizer_switch(parity, optimised):
-    params = [torch.nn.Parameter(torch.randn(4, 3))]
+    params, ref_params = ([torch.nn.Parameter(torch.linspace(-1, 1, 12).reshape(4, 3))] for _ in range(2))
     cfg = OptimConfig(lr=1e-3)
-    assert build_optimizer(cfg, params, 1e-3, optimised).defaults["fused"] is None  # CPU: fused only on CUDA
+    fused, ref = build_optimizer(cfg, params, 1e-3, optimised), build_optimizer(cfg, ref_params, 1e-3, parity)
+    assert fused.defaults["fused"] is True  # CPU too: torch has a fused CPU kernel
+    assert ref.defaults["fused"] is None and ref.defaults["foreach"] is None  # torch's default, as the reference
+    for p in (*params, *ref_params):
+        p.grad = torch.full((4, 3), 0.5)
+    fused.step(), ref.step()  # torch checks the fused kernel's device in the first step, not in the constructor
+    assert torch.allclose(params[0], ref_params[0], rtol=1e-6, atol=1e-7)  # same update
+    meta = [torch.nn.Parameter(torch.empty(4, 3, device="meta"))]  # a device without a fused kernel
+    assert build_optimizer(cfg, meta, 1e-3, optimised).defaults["fused"] is None  # torch's default instead
     if torch.cuda.is_available():
         cuda = [torch.nn.Parameter(torch.randn(4, 3, device="cuda"))]
         assert build_optimizer(cfg, cuda, 1e-3, optimised).defaults["fused"] is True
-    ref = build_optimizer(cfg, params, 1e-3, parity).defaults
-    assert ref["fused"] is None and ref["foreach"] is None  # torch's default choice, as the reference gets it
     assert build_optimizer(cfg, params, 2e-3, optimised).defaults["lr"] == 2e-3
 
 
