@@ -221,6 +221,8 @@ def _check_evaluation(cfg: DictConfig, problems: list[str]) -> None:
         return
     if settings.at_end and not cfg.export.enabled:
         problems.append("evaluation.at_end=true evaluates the exported student: it needs export.enabled=true")
+    if settings.at_end:  # its objective is a run metric: it must be computable (the teacher is checked later)
+        problems.extend(settings.objective_problems())
     objective = cfg.sweep.objective
     if objective.startswith(EVAL_METRIC_PREFIX) and not settings.at_end:
         problems.append(f"sweep.objective={objective!r} is an evaluation metric: set evaluation.at_end=true")
@@ -241,6 +243,10 @@ def validate_against_teacher(cfg) -> dict[str, Any]:
     factor = facts["vae_scale_factor"]
     if cfg.model.resolution % factor:
         problems.append(f"model.resolution={cfg.model.resolution}: must be divisible by the VAE factor {factor}")
+    if cfg.evaluation.at_end:
+        from lcm_exp.toy.build import read_toy_world
+
+        problems.extend(cfg.evaluation.objective_problems(read_toy_world(cfg.model.teacher) is not None))
     if problems:
         raise ConfigError(problems)
     return facts

@@ -55,7 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(err))
     result = evaluate_run(run_dir, settings, device=args.device, out_dir=args.out)
     print(format_table(result))
-    print(f"\nobjective {settings.objective} = {result.objective():.4f} ({result.objective_direction()})")
+    skipped = settings.objective_problems()
+    if skipped:  # e.g. --steps 4 with the default objective at 1 and 2 steps
+        print(f"\nobjective not computed: {'; '.join(skipped)}")
+    else:
+        print(f"\nobjective {settings.objective} = {result.objective():.4f} ({result.objective_direction()})")
     print(f"time: {result.timings}")
     for name, path in result.files.items():
         print(f"{name}: {path}")

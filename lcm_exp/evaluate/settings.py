@@ -90,3 +90,22 @@ class EvalSettings:
         except ValueError as err:
             raise ValueError(f"objective={self.objective!r}: steps must be comma-separated ints") from err
         return metric, method, step_list
+
+    def objective_problems(self, toy_teacher: bool | None = None) -> list[str]:
+        """Why this evaluation could not compute its objective: a method or step count it does not run, or (when
+        ``toy_teacher`` is known) a metric this teacher and these settings cannot give."""
+        metric, method, steps = self.parse_objective()
+        problems = []
+        if method not in self.methods:
+            problems.append(f"evaluation.objective={self.objective!r}: method {method!r} is not in methods {self.methods}")
+        missing = sorted(set(steps) - set(self.steps))
+        if missing:
+            problems.append(f"evaluation.objective={self.objective!r}: steps {missing} are not in steps {self.steps}")
+        needs = {"attr_acc": (toy_teacher, "a toy-world teacher (its classifier)"),
+                 "fd": (toy_teacher, "a toy-world teacher (its classifier)"),
+                 "clip_score": (self.clip_model is not None, "evaluation.clip_model (a local CLIPModel folder)"),
+                 "fid": (self.fid_model is not None, "evaluation.fid_model (a local TorchScript extractor)")}  # fmt: skip
+        available, what = needs.get(metric, (True, ""))
+        if available is False:
+            problems.append(f"evaluation.objective={self.objective!r}: metric {metric!r} needs {what}")
+        return problems

@@ -53,8 +53,23 @@ def test_the_default_job_is_the_toy_quickstart_with_evaluation():
     [(["evaluation.steps=[0]"], "evaluation: evaluation settings: steps=[0]"),
      (["evaluation.objective=fid:nope:1"], "unknown method 'nope'"),
      (["evaluation.at_end=true", "export.enabled=false"], "needs export.enabled=true"),
-     (["sweep.objective=eval_objective"], "set evaluation.at_end=true")],
+     (["sweep.objective=eval_objective"], "set evaluation.at_end=true"),
+     (["evaluation.at_end=true", "evaluation.objective=latent_rmse:student:3"], "steps [3] are not in steps"),
+     (["evaluation.at_end=true", "evaluation.methods=[student]", "evaluation.objective=fd:undistilled:1"],
+      "is not in methods")],
 )
 def test_bad_evaluation_settings_are_named(overrides, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         validate_config(compose_config(overrides))
+
+
+def test_an_objective_the_evaluation_cannot_compute_fails_before_training(cache_dir, tmp_path):
+    """attr_acc needs the toy classifier: on the tiny random teacher the run is refused before it starts."""
+    out = subprocess.run(
+        [sys.executable, "launch.py", "experiment=tiny", f"paths.cache_dir={cache_dir}", f"hydra.run.dir={tmp_path}",
+         "evaluation.at_end=true", "evaluation.objective=attr_acc:student:1"],
+        cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert "metric 'attr_acc' needs a toy-world teacher" in out.stderr
+    assert not (tmp_path / "run.json").exists()  # refused before the run was recorded
