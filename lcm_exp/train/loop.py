@@ -1,7 +1,8 @@
 """The training loop: accelerate, data, optimizer, checkpoints, validation, export.
 
 Everything family- or adapter-specific is behind ``ModelFamily`` and ``StudentAdapter``; the LCD math is one
-call to ``distill_step``. The loss is read back from the device only at log intervals (no per-step host sync).
+call to ``distill_step``. The loss is read back from the device only at log intervals; the one per-step read is
+the non-finite guard's flag, so a bad batch is skipped before its backward.
 """
 
 from __future__ import annotations
