@@ -29,7 +29,7 @@ class EMA:
             for t, s in zip(self.target, self.source, strict=True):
                 t.mul_(self.decay).add_(s.detach(), alpha=1.0 - self.decay)
             return
-        src = [s.detach().to(t.dtype) for s, t in zip(self.source, self.target)]
+        src = [s.detach().to(t.dtype) for s, t in zip(self.source, self.target, strict=True)]
         torch._foreach_lerp_(self.target, src, 1.0 - self.decay)
 
     def state_dict(self) -> dict[str, torch.Tensor]:

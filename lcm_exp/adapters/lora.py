@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 from peft import LoraConfig
-from safetensors.torch import load_file, save_file
 from peft.utils import get_peft_model_state_dict
+from safetensors.torch import load_file, save_file
 
 from lcm_exp.adapters.base import StudentAdapter
 from lcm_exp.adapters.ema import EMA
@@ -85,7 +85,7 @@ class LoraAdapter(StudentAdapter):
             self.unet.add_adapter(lora, adapter_name=EMA_ADAPTER)
             self.ema = EMA(self._adapter_params(TRAINED), self._adapter_params(EMA_ADAPTER), cfg.ema_decay)
             with torch.no_grad():
-                for t, s in zip(self.ema.target, self.ema.source):
+                for t, s in zip(self.ema.target, self.ema.source, strict=True):
                     t.copy_(s)
             self.checkpoint_state = {"ema": self.ema}
         self.unet.set_adapter(TRAINED)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.train.runner import launch, metrics, record
 
+
 def test_launch_trains_from_an_image_folder(folder, tmp_path, cache_dir):
     run_dir = tmp_path / "run"
     launch(run_dir, cache_dir, "model=tiny_sd15", "adapter=lora", "data=imagefolder", f"data.path={folder}",

@@ -11,8 +11,8 @@ import torch
 from diffusers import LCMScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
 from omegaconf import OmegaConf
 
-from lcm_exp.models import tiny
 from lcm_exp.config.resolvers import register_resolvers
+from lcm_exp.models import tiny
 from lcm_exp.models.tiny import MARKER, ensure_tiny_teacher
 
 
