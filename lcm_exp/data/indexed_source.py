@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from torch.utils.data import IterableDataset, get_worker_info
 
 from lcm_exp.data.decode import SampleDecoder
-from lcm_exp.data.shards import seed_for
+from lcm_exp.data.shards import check_partition, seed_for
 from lcm_exp.data.skips import SkipCounter
 from lcm_exp.data.spec import DataSpec
 from lcm_exp.data.webdataset_pipeline import collate
@@ -86,10 +86,7 @@ class IndexedImageTextDataset(IterableDataset):
         epoch: int = 0,
     ):
         super().__init__()
-        if batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
-        if world_size <= 0 or not 0 <= rank < world_size:
-            raise ValueError(f"need 0 <= rank < world_size, got rank={rank} world_size={world_size}")
+        check_partition(batch_size, rank, world_size)
         if len(reader) < world_size:
             raise ValueError(f"{reader.name}: {len(reader)} record(s) cannot be split over {world_size} ranks")
         self.reader, self.spec = reader, spec

@@ -30,7 +30,14 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from lcm_exp.conditioning import Conditioning
 from lcm_exp.data.make_shards import _ShardFile, brace_spec
-from lcm_exp.data.shards import expand_shards, finite_shards, resampled_shards, seed_for
+from lcm_exp.data.shards import (
+    check_partition,
+    check_shard_split,
+    expand_shards,
+    finite_shards,
+    resampled_shards,
+    seed_for,
+)
 from lcm_exp.data.spec import DataSpec
 
 log = logging.getLogger(__name__)
@@ -225,9 +232,9 @@ class CachedLatentDataset(IterableDataset):
         self, spec: DataSpec, *, batch_size: int, seed: int, rank: int = 0, world_size: int = 1, epoch: int = 0
     ):
         super().__init__()
-        if batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        check_partition(batch_size, rank, world_size)
         self.urls = expand_shards(spec.shards)
+        check_shard_split(spec.shards, self.urls, spec.resampled, world_size)
         self.spec, self.batch_size, self.seed = spec, batch_size, seed
         self.rank, self.world_size, self.epoch = rank, world_size, epoch
 
@@ -270,7 +277,7 @@ def build_cached_dataloader(
 ) -> DataLoader:
     """``build_dataloader``'s twin for ``data.source=latent_cache``. The cache's meta file must agree with the
     run's resolution (and ``meta_check``: family / teacher, when given)."""
-    from lcm_exp.data.webdataset_pipeline import EpochDataLoader
+    from lcm_exp.data.webdataset_pipeline import epoch_loader
 
     folder = cache_folder(spec)
     if folder is not None:
@@ -282,16 +289,7 @@ def build_cached_dataloader(
             "data.shards %r are not local shards in one folder: the cache's meta file is not checked", spec.shards
         )
     dataset = CachedLatentDataset(spec, batch_size=batch_size, seed=seed, rank=rank, world_size=world_size, epoch=epoch)
-    workers = spec.num_workers
-    return EpochDataLoader(
-        dataset,
-        first_epoch=epoch,
-        batch_size=None,
-        num_workers=workers,
-        persistent_workers=spec.persistent_workers and workers > 0,
-        pin_memory=pin_memory,
-        generator=torch.Generator().manual_seed(seed),  # starting an epoch must not draw from the global RNG
-    )
+    return epoch_loader(dataset, spec, seed=seed, first_epoch=epoch, pin_memory=pin_memory)
 
 
 class CachedLatentEncoder:

@@ -21,6 +21,23 @@ import webdataset as wds
 _REMOTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
+def check_partition(batch_size: int, rank: int, world_size: int) -> None:
+    """The batch size and this process's place among ``world_size``, checked by every dataset before it reads."""
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if world_size <= 0 or not 0 <= rank < world_size:
+        raise ValueError(f"need 0 <= rank < world_size, got rank={rank} world_size={world_size}")
+
+
+def check_shard_split(shards: object, urls: list[str], resampled: bool, world_size: int) -> None:
+    """Finite mode gives each rank whole shards: a rank without one would stall DDP."""
+    if not resampled and len(urls) < world_size:
+        raise ValueError(
+            f"data.shards {shards!r}: {len(urls)} shard(s) cannot be split over {world_size} ranks "
+            "in finite mode (a rank without shards would stall DDP); use more shards or data.resampled=true"
+        )
+
+
 def seed_for(*parts: object) -> int:
     """A stable 63-bit seed from parts (Python's hash() of str is salted per process, so not that)."""
     digest = hashlib.sha256(repr(parts).encode()).digest()

@@ -22,7 +22,14 @@ import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset
 
 from lcm_exp.data.decode import SampleDecoder
-from lcm_exp.data.shards import expand_shards, finite_shards, resampled_shards, seed_for
+from lcm_exp.data.shards import (
+    check_partition,
+    check_shard_split,
+    expand_shards,
+    finite_shards,
+    resampled_shards,
+    seed_for,
+)
 from lcm_exp.data.skips import ShardErrorHandler, SkipCounter
 from lcm_exp.data.spec import DataSpec
 
@@ -50,16 +57,9 @@ class WebImageTextDataset(IterableDataset):
         epoch: int = 0,
     ):
         super().__init__()
-        if batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
-        if world_size <= 0 or not 0 <= rank < world_size:
-            raise ValueError(f"need 0 <= rank < world_size, got rank={rank} world_size={world_size}")
+        check_partition(batch_size, rank, world_size)
         self.urls = expand_shards(spec.shards)
-        if not spec.resampled and len(self.urls) < world_size:
-            raise ValueError(
-                f"data.shards {spec.shards!r}: {len(self.urls)} shard(s) cannot be split over {world_size} ranks "
-                "in finite mode (a rank without shards would stall DDP); use more shards or data.resampled=true"
-            )
+        check_shard_split(spec.shards, self.urls, spec.resampled, world_size)
         self.spec = spec
         self.batch_size = batch_size
         self.seed = seed
@@ -177,10 +177,17 @@ def build_dataloader(
     dataset = build_webdataset(
         spec, resolution=resolution, batch_size=batch_size, seed=seed, rank=rank, world_size=world_size, epoch=epoch
     )
+    return epoch_loader(dataset, spec, seed=seed, first_epoch=epoch, pin_memory=pin_memory)
+
+
+def epoch_loader(
+    dataset: IterableDataset, spec: DataSpec, *, seed: int, first_epoch: int = 0, pin_memory: bool = False
+) -> EpochDataLoader:
+    """The loader of every batched dataset (shards, folders, latent caches): batches come made, workers per spec."""
     workers = spec.num_workers
     return EpochDataLoader(
         dataset,
-        first_epoch=epoch,
+        first_epoch=first_epoch,
         batch_size=None,
         num_workers=workers,
         persistent_workers=spec.persistent_workers and workers > 0,

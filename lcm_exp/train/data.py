@@ -11,8 +11,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, fields
 from typing import Any
 
-import torch
-
 from lcm_exp.data.spec import DataSpec, FilterSpec
 
 _SPEC_FIELDS = {f.name for f in fields(DataSpec)}
@@ -30,7 +28,7 @@ def data_spec_from_config(cfg) -> DataSpec:
 def build_train_loader(data_cfg, *, resolution: int, batch_size: int, seed: int, rank: int,
                        world_size: int) -> Iterable[dict[str, Any]]:  # fmt: skip
     """Batches of the data contract for this rank; each ``iter()`` is the next epoch (resampled shards: endless)."""
-    from lcm_exp.data.webdataset_pipeline import EpochDataLoader, build_dataloader
+    from lcm_exp.data.webdataset_pipeline import build_dataloader, epoch_loader
 
     spec = data_spec_from_config(data_cfg)
     common = dict(resolution=resolution, batch_size=batch_size, seed=seed, rank=rank, world_size=world_size)
@@ -40,11 +38,7 @@ def build_train_loader(data_cfg, *, resolution: int, batch_size: int, seed: int,
 
     reader = _reader(data_cfg)
     dataset = IndexedImageTextDataset(reader, spec, caption_column=data_cfg.caption_column, **common)
-    # the loader's own generator, as for shards: starting an epoch must not draw from the global RNG (exact resume)
-    loader = EpochDataLoader(dataset, first_epoch=0, batch_size=None, num_workers=spec.num_workers,
-                             persistent_workers=spec.persistent_workers and spec.num_workers > 0,
-                             generator=torch.Generator().manual_seed(seed))  # fmt: skip
-    return NonEmptyEpochs(loader, f"data.path={data_cfg.path!r}")
+    return NonEmptyEpochs(epoch_loader(dataset, spec, seed=seed), f"data.path={data_cfg.path!r}")
 
 
 def _reader(data_cfg):

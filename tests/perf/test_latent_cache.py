@@ -143,6 +143,11 @@ def test_cache_refuses_a_run_it_was_not_made_for(cache_dir, shard, tmp_path):
         build_cached_dataloader(cached, resolution=128, batch_size=2, seed=0)
     with pytest.raises(LatentCacheError, match="teacher"):
         build_cached_dataloader(cached, resolution=RES, batch_size=2, seed=0, meta_check={"teacher": "other"})
+    with pytest.raises(ValueError, match="1 shard.* cannot be split over 2 ranks"):  # a rank would stall DDP
+        build_cached_dataloader(cached, resolution=RES, batch_size=2, seed=0, rank=1, world_size=2)
+    with pytest.raises(ValueError, match="need 0 <= rank < world_size"):
+        build_cached_dataloader(dataclasses.replace(cached, resampled=True), resolution=RES, batch_size=2, seed=0,
+                                rank=2, world_size=2)  # fmt: skip
     with pytest.raises(FileExistsError, match="already holds a latent cache"):
         write_latent_cache(family, [], tmp_path, meta_for(family, spec, 0))
     meta = json.loads((tmp_path / META_FILE).read_text())
