@@ -12,13 +12,7 @@ from lcm_exp.objective import DDIMSolver, DistillModels, ObjectiveSpec, build_lo
 B, TXT = 2, 32
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convs are far slower with two threads fighting over two busy shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def tiny_unet(seed: int, sdxl: bool, time_cond_proj_dim: int | None = None) -> UNet2DConditionModel:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from lcm_exp.config.schema import PerfConfig
@@ -13,12 +12,9 @@ from lcm_exp.config.schema import PerfConfig
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+@pytest.fixture(autouse=True)
+def _one_thread(one_thread):
+    """Every perf test runs with one torch thread (the shared fixture in tests/conftest.py)."""
 
 
 def reference_parity() -> PerfConfig:
