@@ -129,8 +129,8 @@ def assemble(cfg, accelerator, cache_shards: str | None = None) -> Assembly:
     from lcm_exp.perf.adapter import PerfAdapter
     from lcm_exp.perf.components import build_optimizer, build_solver, objective_spec
     from lcm_exp.perf.modules import configure_unets, distinct, teacher_in_fp32
-    from lcm_exp.perf.train_step import FamilyEncoder, TrainStep
-    from lcm_exp.train.data import data_spec_from_config
+    from lcm_exp.perf.train_step import TrainStep
+    from lcm_exp.train.data import build_batches
     from lcm_exp.train.optim import build_scheduler
 
     perf, tr, device = cfg.perf, cfg.trainer, accelerator.device
@@ -152,28 +152,12 @@ def assemble(cfg, accelerator, cache_shards: str | None = None) -> Assembly:
     prepared, optimizer, scheduler = accelerator.prepare(adapter.trainable_module, optimizer, scheduler)
     adapter.bind(prepared)
 
-    data_spec = data_spec_from_config(cfg.data)
-    if cfg.data.source == "latent_cache":
-        from lcm_exp.data.latent_cache import CachedLatentEncoder, build_cached_dataloader, load_meta
-
-        if cache_shards is not None:
-            data_spec = dataclasses.replace(data_spec, shards=cache_shards)
-        encoder = CachedLatentEncoder(family, load_meta(data_spec), weight_dtype)
+    cached = cfg.data.source == "latent_cache"
+    if cached and cache_shards is not None:
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, shards=cache_shards))
+    loader, encoder = build_batches(cfg, family, weight_dtype)
+    if cached:
         family.vae, family.text_encoders = None, []  # a cached run keeps them off the device
-        loader = build_cached_dataloader(
-            data_spec,
-            resolution=cfg.model.resolution,
-            batch_size=tr.batch_size,
-            seed=cfg.seed,
-            meta_check={"family": family.name, "teacher": family.teacher},
-        )
-    elif cfg.data.source == "webdataset":
-        from lcm_exp.data.webdataset_pipeline import build_dataloader
-
-        encoder = FamilyEncoder(family, weight_dtype)
-        loader = build_dataloader(data_spec, resolution=cfg.model.resolution, batch_size=tr.batch_size, seed=cfg.seed)
-    else:
-        raise ValueError(f"data.source={cfg.data.source!r}: the bench knows webdataset and latent_cache")
     step = TrainStep(
         accelerator,
         encoder,

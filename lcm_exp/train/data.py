@@ -73,3 +73,21 @@ class NonEmptyEpochs:
                 "warnings above say why (unreadable images, missing captions, data.filters, "
                 "data.small_image=skip)"
             )
+
+
+def build_batches(cfg, family, weight_dtype, rank: int = 0, world_size: int = 1):
+    """(loader, encoder) for a RunConfig: the encoder turns the loader's batches into (latents, cond, uncond),
+    through the VAE and text encoders, or from a latent cache (data.source=latent_cache) that needs neither per
+    step. The training loop and the benchmark both start from here."""
+    from lcm_exp.perf.train_step import FamilyEncoder
+
+    kwargs = dict(resolution=cfg.model.resolution, batch_size=cfg.trainer.batch_size, seed=cfg.seed, rank=rank,
+                  world_size=world_size)  # fmt: skip
+    if cfg.data.source == "latent_cache":
+        from lcm_exp.data.latent_cache import CachedLatentEncoder, build_cached_dataloader, load_meta
+
+        spec = data_spec_from_config(cfg.data)
+        meta_check = {"family": family.name, "teacher": family.teacher}
+        loader = build_cached_dataloader(spec, meta_check=meta_check, **kwargs)
+        return loader, CachedLatentEncoder(family, load_meta(spec), weight_dtype)
+    return build_train_loader(cfg.data, **kwargs), FamilyEncoder(family, weight_dtype)

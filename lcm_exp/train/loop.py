@@ -26,11 +26,10 @@ from lcm_exp.objective import build_loss, distill_step
 from lcm_exp.perf.adapter import PerfAdapter
 from lcm_exp.perf.components import build_optimizer, build_solver, objective_spec
 from lcm_exp.perf.modules import compile_unets, configure_unets, distinct, teacher_in_fp32
-from lcm_exp.perf.train_step import FamilyEncoder
 from lcm_exp.runlog.metrics import MetricsFile
 from lcm_exp.runlog.trackers import close_trackers, init_trackers, tracker_names
 from lcm_exp.train.checkpoint import find_resume_checkpoint, load_checkpoint, save_checkpoint
-from lcm_exp.train.data import build_train_loader, data_spec_from_config
+from lcm_exp.train.data import build_batches
 from lcm_exp.train.export import export_model
 from lcm_exp.train.nonfinite import NonFiniteGuard
 from lcm_exp.train.optim import build_scheduler
@@ -91,7 +90,7 @@ def train(cfg, run_dir: Path) -> dict:
     else:
         set_seed(cfg.seed, device_specific=True)  # different noise per rank from here on
 
-    loader, encoder = _data(cfg, family, weight_dtype, accelerator.process_index, world)
+    loader, encoder = build_batches(cfg, family, weight_dtype, accelerator.process_index, world)
     if perf.compile:
         compile_unets(unets)
     start_step, consumed_batches = resumed.get("global_step", 0), resumed.get("consumed_batches", 0)
@@ -186,21 +185,6 @@ def train(cfg, run_dir: Path) -> dict:
         if metrics_file:
             metrics_file.close()
         close_trackers(accelerator, failed)
-
-
-def _data(cfg, family, weight_dtype, rank: int, world: int):
-    """The train loader and the encoder that turns its batches into (latents, cond, uncond): images through the
-    VAE and text encoders, or a latent cache (data.source=latent_cache) that needs neither per step."""
-    kwargs = dict(resolution=cfg.model.resolution, batch_size=cfg.trainer.batch_size, seed=cfg.seed, rank=rank,
-                  world_size=world)  # fmt: skip
-    if cfg.data.source == "latent_cache":
-        from lcm_exp.data.latent_cache import CachedLatentEncoder, build_cached_dataloader, load_meta
-
-        spec = data_spec_from_config(cfg.data)
-        meta_check = {"family": family.name, "teacher": family.teacher}
-        loader = build_cached_dataloader(spec, meta_check=meta_check, **kwargs)
-        return loader, CachedLatentEncoder(family, load_meta(spec), weight_dtype)
-    return build_train_loader(cfg.data, **kwargs), FamilyEncoder(family, weight_dtype)
 
 
 def _all_ranks(accelerator, flag: torch.Tensor | bool) -> bool:
