@@ -125,9 +125,8 @@ def assemble(cfg, accelerator, cache_shards: str | None = None) -> Assembly:
     from accelerate.utils import set_seed
 
     from lcm_exp.adapters import build_adapter
-    from lcm_exp.objective import build_loss
     from lcm_exp.perf.adapter import PerfAdapter
-    from lcm_exp.perf.components import build_optimizer, build_solver, objective_spec
+    from lcm_exp.perf.components import build_optimizer, build_solver, loss_from_config, objective_spec
     from lcm_exp.perf.modules import configure_unets, distinct, teacher_in_fp32
     from lcm_exp.perf.train_step import TrainStep
     from lcm_exp.train.data import build_batches
@@ -143,10 +142,7 @@ def assemble(cfg, accelerator, cache_shards: str | None = None) -> Assembly:
     unets = distinct([family.unet, *adapter.unets()])
     configure_unets(unets, perf)
     solver = build_solver(family.alphas_cumprod, cfg.objective.num_ddim_timesteps, device, perf)
-    loss_params = {k: v for k, v in dataclasses.asdict(cfg.loss).items() if k != "name"}
-    spec = objective_spec(
-        family.prediction_type, build_loss(cfg.loss.name, **loss_params), cfg.guidance, cfg.objective, perf
-    )
+    spec = objective_spec(family.prediction_type, loss_from_config(cfg.loss), cfg.guidance, cfg.objective, perf)
     optimizer = build_optimizer(cfg.optim, adapter.trainable_parameters(), cfg.optim.lr, perf)
     scheduler = build_scheduler(cfg.optim, optimizer, tr.max_train_steps, 1)
     prepared, optimizer, scheduler = accelerator.prepare(adapter.trainable_module, optimizer, scheduler)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import torch
 
-from lcm_exp.objective import DDIMSolver, ObjectiveSpec
+from lcm_exp.objective import DDIMSolver, ObjectiveSpec, build_loss
 from lcm_exp.objective.losses import LossFn
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,12 @@ def build_solver(alphas_cumprod: torch.Tensor, num_ddim_timesteps: int, device, 
     """The DDIM solver with its step table in float32 on the device, or float64 (reference) with ``solver_dtype``."""
     check_perf(perf)
     return DDIMSolver(alphas_cumprod, num_ddim_timesteps, device=device, dtype=SOLVER_DTYPES[perf.solver_dtype])
+
+
+def loss_from_config(loss_cfg) -> LossFn:
+    """The loss named by the ``loss`` group, with its variant's parameters (huber_c, scale, ...)."""
+    params = {k: v for k, v in dataclasses.asdict(loss_cfg).items() if k != "name"}
+    return build_loss(loss_cfg.name, **params)
 
 
 def objective_spec(prediction_type: str, loss: LossFn, guidance, objective, perf) -> ObjectiveSpec:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -22,9 +21,9 @@ from lcm_exp.adapters import build_adapter
 from lcm_exp.hub import push_after_training
 from lcm_exp.models.attention import apply_attention_backend
 from lcm_exp.models.registry import get_family
-from lcm_exp.objective import build_loss, distill_step
+from lcm_exp.objective import distill_step
 from lcm_exp.perf.adapter import PerfAdapter
-from lcm_exp.perf.components import build_optimizer, build_solver, objective_spec
+from lcm_exp.perf.components import build_optimizer, build_solver, loss_from_config, objective_spec
 from lcm_exp.perf.modules import compile_unets, configure_unets, distinct, teacher_in_fp32
 from lcm_exp.runlog.metrics import MetricsFile
 from lcm_exp.runlog.trackers import close_trackers, init_trackers, tracker_names
@@ -40,11 +39,6 @@ from lcm_exp.train.validation import Validator
 log = logging.getLogger(__name__)
 
 DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def loss_from_config(loss_cfg):
-    params = {k: v for k, v in asdict(loss_cfg).items() if k != "name"}
-    return build_loss(loss_cfg.name, **params)
 
 
 def train(cfg, run_dir: Path) -> dict:
