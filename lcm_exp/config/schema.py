@@ -111,6 +111,7 @@ class GuidanceConfig:
 
 @dataclass
 class ObjectiveConfig:
+    name: str = "lcd"  # the consistency objective: lcd (Latent Consistency Distillation)
     num_ddim_timesteps: int = 50  # N of the skipping-step DDIM grid (k = T // N)
     timestep_scaling_factor: float = 10.0  # boundary scalings; must match LCMScheduler for inference
     sigma_data: float = 0.5
@@ -278,7 +279,6 @@ class PerfConfig:
     sync_every_step: bool = False  # read the loss back to the host every step (reference); else at log intervals
     fused_optimizer: bool = True  # fused AdamW where torch has the kernel (CUDA, CPU); false: torch's default (reference)
     channels_last: bool = False  # UNets in channels_last memory format (opt-in: a GPU win, none measured on CPU)
-    attention: str = "sdpa"  # sdpa (torch scaled_dot_product_attention, diffusers' default) | classic (bmm+softmax)
     compile: bool = False  # torch.compile the UNets (minutes of warm-up; pays off on long GPU runs)
 
 
