@@ -1,14 +1,20 @@
-"""LoRA student: PEFT adapters on the teacher network itself.
+"""LoRA student: PEFT adapters on a base network that holds the teacher's weights.
 
-The teacher is the same network with adapters disabled, so no second copy of the weights exists. The target is
-the student under stop-grad (reference) or, with ``target: ema``, a second adapter holding the EMA of the
-trained one, selected for the target pass (still one network). A guidance-conditioned LoRA (UNet teachers) also
-trains the LCM student's w-embedding input, ``time_embedding.cond_proj``.
+When the student's base runs in the frozen networks' dtype (mixed precision, or fp32 throughout), there is one copy
+of the weights: the adapters go onto the family's teacher network, and the teacher passes run through a plain view
+of it made before the adapters were added (the same weight tensors, none of PEFT's per-layer wrappers, which cost
+as much as the convolutions on a GPU). When the frozen dtype is lower than the student's (bf16 teacher, fp32 LoRA
+training on a CPU with fast bf16), the base is a second copy in the student's dtype.
+
+The target is the student under stop-grad (reference) or, with ``target: ema``, a second adapter holding the EMA
+of the trained one, selected for the target pass; the target pass runs in the frozen dtype. A guidance-conditioned
+LoRA (UNet teachers) also trains the LCM student's w-embedding input, ``time_embedding.cond_proj``.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import copy
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -47,6 +53,13 @@ def load_guidance_cond_proj(unet, model_dir) -> bool:
     return True
 
 
+def shared_view(network: torch.nn.Module) -> torch.nn.Module:
+    """A second module tree over the same parameter and buffer tensors (no weight memory): PEFT later wraps the
+    layers of ``network`` in place, this view keeps the plain ones."""
+    memo = {id(t): t for t in [*network.parameters(), *network.buffers()]}
+    return copy.deepcopy(network, memo)
+
+
 @contextmanager
 def _active_adapter(unet, name: str | None):
     """Run with one adapter active (None: adapters disabled = the teacher), then restore the trained one."""
@@ -67,11 +80,19 @@ class LoraAdapter(StudentAdapter):
     guidance_note = ("A plain LCD LoRA learned a w-averaged map and is used without CFG (guidance_scale 1.0); values "
                      "slightly above 1 (up to about 2) add ordinary CFG on top, at twice the UNet cost per step.")
 
+    target_is_student = True
+
     def __init__(self, cfg, family, options: AdapterOptions = AdapterOptions()):
         self.cfg, self.component = cfg, family.denoiser_component
         self._call = family.denoiser_fn
-        self.net = family.denoiser  # base weights stay frozen in the compute dtype
+        if next(family.denoiser.parameters()).dtype == options.compute_dtype:
+            self.net = family.denoiser  # one copy of the weights: the base and (through a plain view) the teacher
+            self.teacher = shared_view(self.net)
+        else:
+            self.net = family.load_denoiser(options.compute_dtype).to(family.device)
+            self.teacher = family.denoiser
         self.net.requires_grad_(False)
+        self._target_dtype = options.frozen_dtype if options.frozen_dtype != options.compute_dtype else None
         self.guidance_embedding_dim = None
         if cfg.guidance_conditioned:  # w-conditioned LoRA: w enters like in the full student; the teacher passes
             add_guidance_cond_proj(self.net, cfg.time_cond_proj_dim)  # timestep_cond=None, so it skips it
@@ -115,25 +136,19 @@ class LoraAdapter(StudentAdapter):
         self._prepared = prepared
 
     def networks(self) -> list[torch.nn.Module]:
-        return [self.net]  # the family's teacher network itself, carrying the adapters
+        return [self.net, self.teacher]  # the student (adapters on its base) and the plain teacher
 
     def distill_models(self) -> DistillModels:
-        call = self._call(self.net)
-
-        def teacher(x, t, c):
-            with _active_adapter(self.net, None):
-                return call(x, t, c)
+        call, autocast = self._call(self.net), self._target_dtype
 
         def target(x, t, c, w):
-            with _active_adapter(self.net, EMA_ADAPTER if self.ema else TRAINED):
+            with (_active_adapter(self.net, EMA_ADAPTER) if self.ema else nullcontext()), (
+                torch.autocast(x.device.type, dtype=autocast) if autocast else nullcontext()
+            ):
                 return call(x, t, c, w)
 
-        return DistillModels(
-            student=self._call(self._prepared),
-            teacher=teacher,
-            target=target,
-            guidance_embedding_dim=self.guidance_embedding_dim,
-        )
+        return DistillModels(student=self._call(self._prepared), teacher=self._call(self.teacher), target=target,
+                             guidance_embedding_dim=self.guidance_embedding_dim)  # fmt: skip
 
     def after_optimizer_step(self):
         if self.ema is not None:

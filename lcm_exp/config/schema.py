@@ -27,7 +27,7 @@ class ModelConfig:
     revision: Optional[str] = None
     variant: Optional[str] = None  # e.g. "fp16" weight files of the teacher
     vae: Optional[str] = None  # VAE override (hub id or folder), e.g. an fp16-safe SDXL VAE
-    vae_dtype: str = "fp32"  # fp32 | fp16 | bf16
+    vae_dtype: str = "auto"  # auto (perf.frozen_dtype; fp32 instead of fp16, which SD VAEs overflow) | fp32 | fp16 | bf16
     resolution: int = 512
     uncond: str = "empty_prompt"  # unconditional branch: empty_prompt (encode "") | zeros
     attention: str = "sdpa"  # UNets' and VAE's attention kernel: sdpa | xformers (package + CUDA) | classic (unfused)
@@ -165,6 +165,10 @@ class DataConfig:
     filters: FiltersConfig = field(default_factory=FiltersConfig)
     max_consecutive_skips: int = 1000  # a worker raises after this many drops in a row (dead data)
     max_skip_fraction: float = 0.5  # the run stops when more of the samples seen so far were bad
+    # auto: a latent cache shared by every run of the same data and teacher, made where the data repeats (lcm_exp/
+    # train/shared_cache.py) | never: encode every step | always: cache any local data
+    cache: str = "auto"
+    cache_max_samples: int = 100_000  # auto caches at most this many samples
 
 
 @dataclass
@@ -272,7 +276,11 @@ class PerfConfig:
 
     teacher_single_pass: bool = True  # cond + uncond as one 2B teacher call (reference: two calls)
     no_grad_first: bool = True  # teacher and target run before the student forward (reference: student first)
-    frozen_weights_in_compute_dtype: bool = True  # teacher, target, LoRA base stored in the mixed-precision dtype
+    # dtype of the networks that take no gradient (teacher, text encoders, the target's copy; the VAE with
+    # model.vae_dtype=auto): auto = the mixed-precision dtype, or in full precision bf16 where the device runs bf16
+    # matmuls fast (lcm_exp/perf/precision.py) | fp32 (reference) | bf16 | fp16
+    frozen_dtype: str = "auto"
+    reference_autocast: bool = False  # the reference's dtype-less torch.autocast around its teacher (and LoRA target)
     ema_foreach: bool = True  # fused foreach EMA (reference: a Python loop over the tensors)
     solver_dtype: str = "fp32"  # fp32 | fp64: the DDIM-step table (reference: float64, promotes z_prev)
     host_side_sampling: bool = False  # w and its embedding made on the CPU and copied (reference)

@@ -38,6 +38,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "data.image_interpolation": ("bilinear", "bicubic", "lanczos"),
     "data.caption_choice": ("first", "random"),
     "data.crop": ("random", "center"),
+    "data.cache": ("auto", "never", "always"),
     "data.small_image": ("upscale", "skip"),
     "data.empty_caption": ("keep", "skip"),
     "data.filters.on_missing": ("keep", "drop"),
@@ -49,7 +50,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "logger.mode": ("online", "offline", "disabled"),
     "launcher.name": LAUNCHERS,
     "model.family": FAMILY_NAMES,
-    "model.vae_dtype": DTYPES,
+    "model.vae_dtype": ("auto", *DTYPES),
+    "perf.frozen_dtype": ("auto", *DTYPES),
     "model.uncond": ("empty_prompt", "zeros"),
     "model.attention": ATTENTION_BACKENDS,
 }

@@ -26,7 +26,7 @@ def family_factory(cache_dir):
 
 def test_full_adapter_runs_its_target_from_a_compute_dtype_copy_of_the_fp32_ema(family_factory):
     family = family_factory("bf16")
-    adapter = build_adapter(FullAdapterConfig(ema_decay=0.5), family, AdapterOptions(compute_dtype=torch.bfloat16))
+    adapter = build_adapter(FullAdapterConfig(ema_decay=0.5), family, AdapterOptions(compute_dtype=torch.bfloat16, frozen_dtype=torch.bfloat16))
     copy_module = adapter.target_copy.module
     assert adapter.networks() == [adapter.student, adapter.target, copy_module]
     assert next(copy_module.parameters()).dtype == torch.bfloat16
@@ -42,17 +42,27 @@ def test_full_adapter_runs_its_target_from_a_compute_dtype_copy_of_the_fp32_ema(
     adapter.distill_models()  # the copy is refreshed lazily, on the next step
     torch.testing.assert_close(next(copy_module.parameters()).float(), after, atol=1e-2, rtol=1e-2)
 
-    reference = build_adapter(FullAdapterConfig(), family, AdapterOptions(torch.bfloat16, target_in_compute_dtype=False,
+    reference = build_adapter(FullAdapterConfig(), family, AdapterOptions(torch.bfloat16, frozen_dtype=torch.float32,
                                                                          ema_foreach=False))
     assert reference.target_copy is None and reference.ema.foreach is False
     assert build_adapter(FullAdapterConfig(), family_factory(), AdapterOptions()).target_copy is None  # fp32
 
 
-def test_lora_adapter_declares_the_shared_network(family_factory):
-    family = family_factory()
-    adapter = build_adapter(LoraAdapterConfig(rank=4, alpha=4.0), family, AdapterOptions(ema_foreach=False))
-    assert adapter.networks() == [family.denoiser]  # teacher and student are one network
-    assert adapter.checkpoint_state == {}
+@pytest.mark.parametrize(("compute", "frozen", "shared"), [
+    (torch.float32, torch.float32, True),  # fp32 throughout: one copy of the weights
+    (torch.float32, torch.bfloat16, False),  # bf16 teacher beside fp32 LoRA training: the base is an fp32 copy
+])  # fmt: skip
+def test_lora_teacher_is_a_plain_view_of_the_base_or_its_own_frozen_copy(family_factory, compute, frozen, shared):
+    family = family_factory("bf16" if frozen == torch.bfloat16 else "fp32")
+    adapter = build_adapter(LoraAdapterConfig(rank=4, alpha=4.0), family, AdapterOptions(compute, frozen))
+    student, teacher = adapter.networks()
+    assert (student is family.denoiser) == shared and teacher is not student
+    assert not any("lora_" in name for name, _ in teacher.named_parameters())  # no PEFT wrappers on the teacher
+    base = {name.replace("base_layer.", ""): p for name, p in student.named_parameters() if "lora_" not in name}
+    for name, p in teacher.named_parameters():
+        assert (base[name] is p) == shared, name  # the same tensors, or a copy in the frozen dtype
+        assert p.dtype == frozen and base[name].dtype == compute
+    assert adapter.checkpoint_state == {} and adapter.target_is_student
 
 
 @pytest.mark.parametrize("name", ["full", "lora"])
