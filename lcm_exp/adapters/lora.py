@@ -7,8 +7,11 @@ as much as the convolutions on a GPU). When the frozen dtype is lower than the s
 training on a CPU with fast bf16), the base is a second copy in the student's dtype.
 
 The target is the student under stop-grad (reference) or, with ``target: ema``, a second adapter holding the EMA
-of the trained one, selected for the target pass; the target pass runs in the frozen dtype. A guidance-conditioned
-LoRA (UNet teachers) also trains the LCM student's w-embedding input, ``time_embedding.cond_proj``.
+of the trained one. When the frozen dtype is lower than the student's, the target pass runs a plain copy in the
+frozen dtype with the adapter merged into its weights (W + scale * B A, refreshed after each update): the same
+function as the student under stop-grad, without the adapter's extra convolutions and fp32 weights. A
+guidance-conditioned LoRA (UNet teachers) also trains the LCM student's w-embedding input,
+``time_embedding.cond_proj``.
 """
 
 from __future__ import annotations
@@ -60,6 +63,35 @@ def shared_view(network: torch.nn.Module) -> torch.nn.Module:
     return copy.deepcopy(network, memo)
 
 
+class MergedCopy:
+    """A plain copy of the teacher in its (frozen) dtype whose adapted layers hold W + scale * B A of one adapter of
+    the student: the student's function under stop-grad at the cost of a plain forward. Refreshed lazily, so the
+    weights a resume loads are picked up by the first step."""
+
+    def __init__(self, student: torch.nn.Module, teacher: torch.nn.Module, adapter: str):
+        from peft.tuners.lora import LoraLayer
+
+        self.module = copy.deepcopy(teacher).requires_grad_(False).eval()
+        self.adapter, self.stale = adapter, True
+        self._layers = [(layer, self.module.get_submodule(name)) for name, layer in student.named_modules()
+                        if isinstance(layer, LoraLayer)]  # fmt: skip
+        self._cond_proj = getattr(getattr(student, "time_embedding", None), "cond_proj", None)
+        if self._cond_proj is not None:  # a guidance-conditioned LoRA: its trained w embedding, copied on refresh
+            dtype = next(self.module.parameters()).dtype
+            self.module.time_embedding.cond_proj = copy.deepcopy(self._cond_proj).to(dtype).requires_grad_(False)
+
+    @torch.no_grad()
+    def refresh_if_stale(self) -> None:
+        if not self.stale:
+            return
+        for layer, plain in self._layers:
+            merged = layer.get_base_layer().weight.float() + layer.get_delta_weight(self.adapter).float()
+            plain.weight.copy_(merged)
+        if self._cond_proj is not None:
+            self.module.time_embedding.cond_proj.weight.copy_(self._cond_proj.weight)
+        self.stale = False
+
+
 @contextmanager
 def _active_adapter(unet, name: str | None):
     """Run with one adapter active (None: adapters disabled = the teacher), then restore the trained one."""
@@ -92,7 +124,7 @@ class LoraAdapter(StudentAdapter):
             self.net = family.load_denoiser(options.compute_dtype).to(family.device)
             self.teacher = family.denoiser
         self.net.requires_grad_(False)
-        self._target_dtype = options.frozen_dtype if options.frozen_dtype != options.compute_dtype else None
+        merged_target = options.frozen_dtype != options.compute_dtype
         self.guidance_embedding_dim = None
         if cfg.guidance_conditioned:  # w-conditioned LoRA: w enters like in the full student; the teacher passes
             add_guidance_cond_proj(self.net, cfg.time_cond_proj_dim)  # timestep_cond=None, so it skips it
@@ -124,6 +156,8 @@ class LoraAdapter(StudentAdapter):
             self.net.enable_gradient_checkpointing()
         self.net.train()
         self._prepared = self.net
+        target_adapter = EMA_ADAPTER if self.ema else TRAINED
+        self.target_copy = MergedCopy(self.net, self.teacher, target_adapter) if merged_target else None
 
     def _adapter_params(self, name: str) -> list[torch.nn.Parameter]:
         return [p for n, p in self.net.named_parameters() if f".{name}." in n and "lora_" in n]
@@ -136,16 +170,19 @@ class LoraAdapter(StudentAdapter):
         self._prepared = prepared
 
     def networks(self) -> list[torch.nn.Module]:
-        return [self.net, self.teacher]  # the student (adapters on its base) and the plain teacher
+        """The student (adapters on its base), the plain teacher and, in a lower frozen dtype, the merged target."""
+        return [self.net, self.teacher, *([self.target_copy.module] if self.target_copy else [])]
 
     def distill_models(self) -> DistillModels:
-        call, autocast = self._call(self.net), self._target_dtype
+        if self.target_copy is not None:
+            self.target_copy.refresh_if_stale()
+            target = self._call(self.target_copy.module)
+        else:
+            call = self._call(self.net)
 
-        def target(x, t, c, w):
-            with (_active_adapter(self.net, EMA_ADAPTER) if self.ema else nullcontext()), (
-                torch.autocast(x.device.type, dtype=autocast) if autocast else nullcontext()
-            ):
-                return call(x, t, c, w)
+            def target(x, t, c, w):
+                with _active_adapter(self.net, EMA_ADAPTER) if self.ema else nullcontext():
+                    return call(x, t, c, w)
 
         return DistillModels(student=self._call(self._prepared), teacher=self._call(self.teacher), target=target,
                              guidance_embedding_dim=self.guidance_embedding_dim)  # fmt: skip
@@ -153,6 +190,8 @@ class LoraAdapter(StudentAdapter):
     def after_optimizer_step(self):
         if self.ema is not None:
             self.ema.update()
+        if self.target_copy is not None:
+            self.target_copy.stale = True
 
     @contextmanager
     def inference_denoiser(self):
