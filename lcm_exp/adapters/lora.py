@@ -85,11 +85,20 @@ class MergedCopy:
         if not self.stale:
             return
         for layer, plain in self._layers:
-            merged = layer.get_base_layer().weight.float() + layer.get_delta_weight(self.adapter).float()
-            plain.weight.copy_(merged)
+            plain.weight.copy_(layer.get_base_layer().weight.float() + _delta(layer, self.adapter))
         if self._cond_proj is not None:
             self.module.time_embedding.cond_proj.weight.copy_(self._cond_proj.weight)
         self.stale = False
+
+
+def _delta(layer, adapter: str) -> torch.Tensor:
+    """scale * B A as one matmul (PEFT's own get_delta_weight runs a convolution per conv layer, 5-10x slower on a
+    CPU); LoRA's B is 1x1 for convolutions, so B A is the merged kernel. Anything else: PEFT's own."""
+    base = layer.get_base_layer()
+    if layer.use_dora.get(adapter) or getattr(base, "groups", 1) != 1 or getattr(layer, "fan_in_fan_out", False):
+        return layer.get_delta_weight(adapter).float()
+    a, b = layer.lora_A[adapter].weight, layer.lora_B[adapter].weight
+    return (b.flatten(1).float() @ a.flatten(1).float()).view(base.weight.shape) * layer.scaling[adapter]
 
 
 @contextmanager

@@ -100,3 +100,19 @@ def test_lora_merged_target_is_the_student_under_stop_grad(family_factory, extra
     assert adapter.target_copy is not None and next(adapter.target_copy.module.parameters()).dtype == torch.bfloat16
     assert (merged - exact).abs().max() < 0.05 * exact.abs().max()
     assert not torch.equal(merged, models.teacher(x, t, cond).float())  # the adapter is in it
+
+
+def test_the_merge_is_pefts_delta_weight(family_factory):
+    from peft.tuners.lora import LoraLayer
+
+    from lcm_exp.adapters.lora import _delta
+
+    adapter = build_adapter(LoraAdapterConfig(rank=4, alpha=8.0), family_factory(), AdapterOptions())
+    layers = [m for m in adapter.net.modules() if isinstance(m, LoraLayer)]
+    with torch.no_grad():
+        for layer in layers:
+            layer.lora_B["default"].weight.normal_()
+    kinds = {type(layer.get_base_layer()).__name__ for layer in layers}
+    assert kinds == {"Conv2d", "Linear"}
+    for layer in layers:
+        torch.testing.assert_close(_delta(layer, "default"), layer.get_delta_weight("default"), rtol=1e-5, atol=1e-6)
