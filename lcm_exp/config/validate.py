@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -281,13 +282,15 @@ def _check_evaluation(cfg: DictConfig, problems: list[str]) -> None:
 
 
 def validate_against_teacher(cfg) -> dict[str, Any]:
-    """Check the rules that need the files the run reads (json configs and headers only, before weights load).
+    """Check the files the run will read, before any weight loads: the teacher (json, weight headers), the local shard
+    files, the checkpoint to resume from, the LoRA targets (against the UNet built on the meta device).
 
-    Returns what was read of the teacher (num_train_timesteps, prediction_type, vae_scale_factor) for the run record.
+    ``cfg`` is the resolved RunConfig. Returns what was read of the teacher (num_train_timesteps, prediction_type,
+    vae_scale_factor) for the run record.
     """
     from lcm_exp.models.teacher_facts import read_teacher_facts
 
-    facts = read_teacher_facts(cfg.model)
+    facts = read_teacher_facts(cfg.model)  # raises: nothing else can be judged without the teacher
     problems = []
     n, t = cfg.objective.num_ddim_timesteps, facts["num_train_timesteps"]
     if not 1 <= n <= t:
@@ -299,6 +302,90 @@ def validate_against_teacher(cfg) -> dict[str, Any]:
         from lcm_exp.toy.build import read_toy_world
 
         problems.extend(cfg.evaluation.objective_problems(read_toy_world(cfg.model.teacher) is not None))
+    problems += _shard_problems(cfg.data)
+    problems += resume_problems(cfg)
+    if not problems and cfg.adapter.name == "lora":  # last: for a hub teacher it imports diffusers
+        from lcm_exp.models.teacher_facts import lora_target_problems, unet_layers
+
+        layers = unet_layers(cfg.model.teacher, cfg.model.revision, cfg.model.variant)
+        problems += lora_target_problems(list(cfg.adapter.target_modules), layers)
     if problems:
         raise ConfigError(problems)
     return facts
+
+
+def _shard_problems(data) -> list[str]:
+    """Every local shard of the spec exists (pipe: commands and urls are judged when read)."""
+    if data.source not in ("webdataset", "latent_cache"):
+        return []
+    from lcm_exp.data.shards import expand_shards  # light: braceexpand only
+
+    try:
+        expand_shards(data.shards)
+    except (ValueError, FileNotFoundError) as err:
+        return [str(err)]
+    return []
+
+
+def resume_problems(cfg) -> list[str]:
+    """The checkpoint a run would resume from (an explicit folder, or the run dir's newest one when it holds an
+    interrupted run) exists, is complete, and was written by this adapter with these shapes; read from the
+    safetensors header of its model.safetensors only."""
+    key, spec = "trainer.resume_from_checkpoint", cfg.trainer.resume_from_checkpoint
+    run_dir = Path(cfg.paths.output_dir)
+    if spec is None or spec == "latest":
+        if cfg.force or not (run_dir / "checkpoints").is_dir() or (spec is None and _status(run_dir) == "completed"):
+            return []  # nothing is resumed (or the launch is refused for the completed run it would replace)
+    elif not Path(spec).expanduser().is_dir():
+        return [f"{key}={spec!r}: no such folder; give latest or a <run dir>/checkpoints/checkpoint-<step> folder"]
+    from lcm_exp.models.teacher_files import CorruptWeightsError, read_safetensors_header
+    from lcm_exp.train.checkpoint import MARKER, complete_checkpoints  # imports torch: only when there is a folder
+
+    if spec is None or spec == "latest":
+        done = complete_checkpoints(run_dir / "checkpoints")
+        if not done:
+            return []
+        path, named = done[-1], f"{key}={spec or 'latest'!r} (the run dir's {done[-1].name})"
+    else:
+        path, named = Path(spec).expanduser(), f"{key}={spec!r}"
+        if not (path / MARKER).is_file():
+            inside = complete_checkpoints(path / "checkpoints")
+            hint = f" (a run dir: did you mean {inside[-1]}?)" if inside else " (a save cut short, or not a checkpoint)"
+            return [f"{named}: not a complete checkpoint folder{hint}"]
+    try:
+        header = read_safetensors_header(path / "model.safetensors")
+    except (OSError, CorruptWeightsError) as err:
+        return [f"{named}: cannot read its model.safetensors: {err}"]
+    return [f"{named}: {p}" for p in _checkpoint_mismatches(header, cfg.adapter)]
+
+
+def _status(run_dir: Path) -> str | None:
+    try:
+        return json.loads((run_dir / "run.json").read_text()).get("status")
+    except (OSError, ValueError):
+        return None
+
+
+def _checkpoint_mismatches(header: dict[str, Any], adapter) -> list[str]:
+    """What the student in a checkpoint's model.safetensors header says about the adapter that wrote it."""
+    lora_a = {k: v for k, v in header.items() if ".lora_A." in k}
+    kind = "lora" if lora_a else "full"
+    if kind != adapter.name:
+        return [f"written by adapter={kind}, but this run has adapter={adapter.name}; use adapter={kind} "
+                "to resume it, or start a new run (another hydra.run.dir, or force=true)"]  # fmt: skip
+    cond_proj = header.get("time_embedding.cond_proj.weight")
+    expected_dim = adapter.time_cond_proj_dim if kind == "full" or adapter.guidance_conditioned else None
+    found_dim = cond_proj["shape"][1] if cond_proj else None
+    problems = []
+    if found_dim != expected_dim:
+        problems.append(f"its guidance embedding has time_cond_proj_dim={found_dim}, this run expects {expected_dim} "
+                        "(adapter.time_cond_proj_dim / adapter.guidance_conditioned)")
+    if kind == "lora":
+        ranks = sorted({v["shape"][0] for v in lora_a.values()})
+        if ranks != [adapter.rank]:
+            problems.append(f"its LoRA rank is {ranks}, this run has adapter.rank={adapter.rank}")
+        has_ema = any(".lora_A.ema." in k for k in lora_a)
+        if has_ema != (adapter.target == "ema"):
+            problems.append(f"it {'has' if has_ema else 'has no'} EMA adapter, this run has adapter.target="
+                            f"{adapter.target}")  # fmt: skip
+    return problems

@@ -23,6 +23,7 @@ from typing import Any, BinaryIO
 import webdataset as wds
 from PIL import Image
 
+from lcm_exp.data.shards import brace_spec
 from lcm_exp.data.transforms import to_rgb
 
 FORMATS = ("jpg", "png")
@@ -132,17 +133,6 @@ def _check_key(key: str, seen: set[str]) -> None:
         reason = "duplicate" if key in seen else "empty, contains '.', or starts with '__'"
         raise ValueError(f"sample key {key!r} is not usable in a webdataset shard ({reason})")
     seen.add(key)
-
-
-def brace_spec(paths: Sequence[Path]) -> str:
-    """The consecutive shards written by write_shards as one brace range, for data.shards."""
-    if not paths:
-        raise ValueError("no shards were written")
-    if len(paths) == 1:
-        return str(paths[0])
-    prefix = paths[0].name.rpartition("-")[0]
-    first, last = (p.name[len(prefix) + 1 : -len(".tar")] for p in (paths[0], paths[-1]))
-    return str(paths[0].parent / f"{prefix}-{{{first}..{last}}}.tar")
 
 
 def _size(text: str) -> tuple[int, int]:
