@@ -315,7 +315,15 @@ def validate_against_teacher(cfg) -> dict[str, Any]:
 
 
 def _shard_problems(data) -> list[str]:
-    """Every local shard of the spec exists (pipe: commands and urls are judged when read)."""
+    """Every local shard of the spec exists (pipe: commands and urls are judged when read); an image folder has images
+    and readable metadata."""
+    if data.source == "imagefolder":
+        from lcm_exp.data.image_folder_source import ImageFolderReader
+
+        try:
+            ImageFolderReader(data.path, data.caption_column, data.caption_keys)
+        except (OSError, ValueError) as err:
+            return [f"data.path: {err}"]
     if data.source not in ("webdataset", "latent_cache"):
         return []
     from lcm_exp.data.shards import expand_shards  # light: braceexpand only

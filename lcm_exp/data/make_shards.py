@@ -148,7 +148,8 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
         prog="python -m lcm_exp.data.make_shards", description="Write captioned images into webdataset shards."
     )
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--image-folder", type=Path, help="images with .txt siblings, metadata.jsonl or captions.csv")
+    source.add_argument("--image-folder", type=Path,
+                        help="images with metadata.jsonl/.csv rows or .txt siblings, read as data=imagefolder reads it")
     source.add_argument("--synthetic", type=int, metavar="N", help="N generated captioned-shape images")
     source.add_argument("--hf-dataset", metavar="PATH_OR_NAME",
                         help="a `datasets` dataset: save_to_disk folder, local dataset folder, or hub name")
@@ -163,7 +164,8 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
     parser.add_argument("--split", default="train", help="hf-dataset: the split")
     parser.add_argument("--dataset-config", help="hf-dataset: the dataset's config name")
     parser.add_argument("--image-column", default="image", help="hf-dataset: the image column")
-    parser.add_argument("--caption-column", help="hf-dataset: the caption column (default: text, else caption)")
+    parser.add_argument("--caption-column", help="hf-dataset / image-folder: the caption column (default: the first of "
+                        "text, caption; an image folder also a .txt sibling)")
     args = parser.parse_args(argv)
 
     if args.synthetic is not None:
@@ -178,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
     else:
         from lcm_exp.data.image_folder import image_folder_samples
 
-        samples = image_folder_samples(args.image_folder)
+        samples = image_folder_samples(args.image_folder, caption_column=args.caption_column)
     try:
         paths = write_shards(
             samples,

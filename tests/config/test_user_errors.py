@@ -32,7 +32,8 @@ class Case:
     env: dict | None = None
 
 
-# {teacher}, {trunc}, {garbage}, {noweights}, {novae}, {lora_ckpt}, {full_ckpt}, {run_with_ckpt}, {tmp} are filled in
+# {teacher}, {trunc}, {garbage}, {noweights}, {novae}, {lora_ckpt}, {full_ckpt}, {run_with_ckpt}, {empty_folder},
+# {bad_metadata}, {tmp} are filled in by the fixtures
 CASES = {
     "batch_size": Case("trainer.batch_size", ["trainer.batch_size=0"]),
     "max_train_steps": Case("trainer.max_train_steps", ["trainer.max_train_steps=0"]),
@@ -73,6 +74,8 @@ CASES = {
     "missing_shard_files": Case("data.shards", ["data=webdataset", 'data.shards="{tmp}/nope-{{000..003}}.tar"']),
     "imagefolder_without_path": Case("data.path", ["data=imagefolder"]),
     "imagefolder_missing": Case("data.path", ["data=imagefolder", "data.path={tmp}/no_such_folder"]),
+    "imagefolder_without_images": Case("data.path", ["data=imagefolder", "data.path={empty_folder}"]),
+    "imagefolder_bad_metadata": Case("data.path", ["data=imagefolder", "data.path={bad_metadata}"]),
     "hf_dataset_without_datasets": Case("data.source=hf_dataset", ["data=hf_dataset", "data.path=some/dataset"],
                                         {"LCM_EXP_HIDE_PACKAGES": "datasets"}),
     "logger": Case("logger.name", ["logger.name=mlflow"]),
@@ -146,6 +149,10 @@ def world(cache_dir, tmp_path_factory):
     }.items():
         damaged[name] = shutil.copytree(teacher, tmp / name)
         damage(damaged[name])
+    (tmp / "empty_folder").mkdir()
+    (tmp / "bad_metadata").mkdir()
+    (tmp / "bad_metadata" / "a.png").write_bytes((teacher / "model_index.json").read_bytes())  # listed, never read
+    (tmp / "bad_metadata" / "metadata.jsonl").write_text("{not json\n")
     runs = {a: tmp / f"run_{a}" for a in ("lora", "full")}
 
     def one_step(adapter: str):
@@ -158,6 +165,7 @@ def world(cache_dir, tmp_path_factory):
         for code, out, *_ in pool.map(one_step, runs):
             assert code == 0, out[-3000:]
     fill = {"tmp": tmp, "teacher": teacher, **damaged, "run_with_ckpt": runs["full"],
+            "empty_folder": tmp / "empty_folder", "bad_metadata": tmp / "bad_metadata",
             **{f"{a}_ckpt": runs[a] / "checkpoints" / "checkpoint-1" for a in runs}}  # fmt: skip
     return {"cache_dir": cache_dir, "fill": fill, "tmp": tmp}
 
