@@ -11,7 +11,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from lcm_exp.config.errors import ConfigError
+from lcm_exp.config.errors import ConfigError, DataError
 from lcm_exp.config.schema import DataConfig
 from lcm_exp.config.validate import validate_config
 from lcm_exp.data.image_folder import image_folder_samples
@@ -22,7 +22,7 @@ from tests.config.compose import compose_config
 from tests.data_sources.conftest import GOOD, R, gradient
 
 BATCH_FIELDS = {"pixel_values", "captions", "original_size", "crop_top_left", "keys", "num_skipped", "num_filtered",
-                "skipped_by_shard", "skip_reasons"}  # fmt: skip
+                "skipped_by_shard", "skip_reasons", "skip_examples"}  # fmt: skip
 
 
 def data_cfg(**kw) -> DataConfig:
@@ -159,7 +159,7 @@ def test_a_pass_without_any_usable_sample_raises_instead_of_spinning(tmp_path):
         (root / f"{i}.png").write_bytes(b"junk")
     rows = [json.dumps({"file_name": f"{i}.png", "text": "x"}) for i in range(2)]
     (root / "metadata.jsonl").write_text("\n".join(rows))
-    with pytest.raises(RuntimeError, match=f"data.path='{root}'.*no usable sample"):
+    with pytest.raises(DataError, match=f"data.path='{root}'.*no usable sample.*0.png"):
         one_epoch(data_cfg(source="imagefolder", path=str(root), shards=None))
 
 
