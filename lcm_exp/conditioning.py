@@ -1,7 +1,8 @@
 """What a UNet needs besides the noisy latent and the timestep, in one family-agnostic object.
 
 SD1.5 fills only ``prompt_embeds``; SDXL adds the pooled text embedding and the micro-conditioning
-``time_ids``. The objective and the loop handle it opaquely, so they never ask which family they serve.
+``time_ids``. The objective and the loop handle it opaquely, so they never ask which family they serve; each family
+turns it into its denoiser's keyword arguments (``ModelFamily.denoiser_fn``).
 """
 
 from __future__ import annotations
@@ -43,10 +44,3 @@ class Conditioning:
                 raise ValueError(f"cannot concatenate conditionings: '{f.name}' is set on one side only")
             parts[f.name] = None if a is None else torch.cat([a, b])
         return Conditioning(**parts)
-
-    def unet_kwargs(self) -> dict:
-        """Keyword arguments for ``UNet2DConditionModel.forward``."""
-        kwargs = {"encoder_hidden_states": self.prompt_embeds}
-        if self.pooled_embeds is not None:
-            kwargs["added_cond_kwargs"] = {"text_embeds": self.pooled_embeds, "time_ids": self.time_ids}
-        return kwargs

@@ -1,18 +1,24 @@
-"""Students: full UNet or LoRA, behind one interface (``StudentAdapter``)."""
+"""Students: full network or LoRA, behind one interface (``StudentAdapter``)."""
 
 from __future__ import annotations
 
-from lcm_exp.adapters.base import StudentAdapter
+import importlib
+
+from lcm_exp.adapters.base import AdapterOptions, StudentAdapter
+
+_PATHS = {"full": "lcm_exp.adapters.full:FullAdapter", "lora": "lcm_exp.adapters.lora:LoraAdapter"}
+
+__all__ = ["AdapterOptions", "StudentAdapter", "adapter_class", "build_adapter"]
 
 
-def build_adapter(cfg, family, gradient_checkpointing: bool = False) -> StudentAdapter:
+def adapter_class(name: str) -> type[StudentAdapter]:
+    """The adapter class named by ``adapter.name`` (imported on use: peft loads only for LoRA)."""
+    if name not in _PATHS:
+        raise ValueError(f"adapter.name={name!r}: unknown, choose one of [{', '.join(_PATHS)}]")
+    module, cls = _PATHS[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def build_adapter(cfg, family, options: AdapterOptions) -> StudentAdapter:
     """The adapter named by ``adapter.name``, made from the family's teacher."""
-    if cfg.name == "full":
-        from lcm_exp.adapters.full import FullAdapter
-
-        return FullAdapter(cfg, family, gradient_checkpointing)
-    if cfg.name == "lora":
-        from lcm_exp.adapters.lora import LoraAdapter
-
-        return LoraAdapter(cfg, family, gradient_checkpointing)
-    raise ValueError(f"adapter.name={cfg.name!r}: unknown, choose one of [full, lora]")
+    return adapter_class(cfg.name)(cfg, family, options)

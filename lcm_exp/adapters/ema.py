@@ -41,3 +41,23 @@ class EMA:
             raise ValueError(f"EMA checkpoint has {len(state)} tensors, the model {len(self.target)}")
         for i, t in enumerate(self.target):
             t.copy_(state[str(i)])
+
+
+class ComputeDtypeCopy:
+    """A frozen copy of ``master`` in ``dtype``, refreshed from the master's current weights on demand.
+
+    Under mixed precision the target network runs from this copy, refreshed after each EMA update, while the EMA
+    itself stays float32 (its small steps are not rounded away); autocast would otherwise re-cast every float32
+    weight on every op.
+    """
+
+    def __init__(self, master: torch.nn.Module, dtype: torch.dtype):
+        import copy
+
+        self.module = copy.deepcopy(master).to(dtype).requires_grad_(False).eval()
+        self._dst = list(self.module.parameters())
+        self._src = list(master.parameters())
+
+    @torch.no_grad()
+    def refresh(self) -> None:
+        torch._foreach_copy_(self._dst, [s.detach() for s in self._src])

@@ -1,4 +1,4 @@
-"""Full-UNet student: teacher weights plus a guidance-embedding ``cond_proj``; the target is its EMA."""
+"""Full student: the teacher network plus a guidance-embedding input; the target is its EMA."""
 
 from __future__ import annotations
 
@@ -7,45 +7,34 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-from diffusers import UNet2DConditionModel
 
-from lcm_exp.adapters.base import StudentAdapter
-from lcm_exp.adapters.ema import EMA
-from lcm_exp.objective import DistillModels, unet_fn
-
-
-def make_student_unet(teacher: UNet2DConditionModel, time_cond_proj_dim: int, cond_proj_init: str):
-    """Build from the (fp32) teacher's config with ``time_cond_proj_dim`` and load its weights; cond_proj is new.
-
-    ``cond_proj_init="zero"`` makes the student equal to the teacher at step 0; "random" is the reference.
-    """
-    student = UNet2DConditionModel.from_config(teacher.config, time_cond_proj_dim=time_cond_proj_dim)
-    missing, unexpected = student.load_state_dict(teacher.state_dict(), strict=False)
-    if unexpected or any(not k.startswith("time_embedding.cond_proj") for k in missing):
-        raise RuntimeError(f"student/teacher weights do not line up: missing={missing}, unexpected={unexpected}")
-    if cond_proj_init == "zero":
-        torch.nn.init.zeros_(student.time_embedding.cond_proj.weight)
-    return student.to(dtype=torch.float32)
+from lcm_exp.adapters.base import AdapterOptions, StudentAdapter
+from lcm_exp.adapters.ema import EMA, ComputeDtypeCopy
+from lcm_exp.objective import DistillModels
 
 
 class FullAdapter(StudentAdapter):
     recommended_guidance_scale = 8.0  # w = 7, inside both families' trained range
-    recommended_steps, steps_range = 4, (2, 8)
-    guidance_note = ("The student embeds w itself (UNet `time_cond_proj_dim`), so the pipeline runs no separate CFG "
+    guidance_note = ("The student embeds w itself (`time_cond_proj_dim`), so the pipeline runs no separate CFG "
                      "pass; any guidance_scale with w = guidance_scale - 1 inside the trained range works.")
 
-    def __init__(self, cfg, family, gradient_checkpointing: bool = False):
-        self.cfg = cfg
-        self.teacher = family.unet
-        fp32_teacher = family.load_unet()  # fresh fp32 weights, not the teacher cast to the compute dtype
-        self.student = make_student_unet(fp32_teacher, cfg.time_cond_proj_dim, cfg.cond_proj_init)
+    def __init__(self, cfg, family, options: AdapterOptions = AdapterOptions()):
+        self.cfg, self.component = cfg, family.denoiser_component
+        self.teacher = family.denoiser
+        self._call = family.denoiser_fn
+        fp32_teacher = family.load_denoiser()  # fresh fp32 weights, not the teacher cast to the compute dtype
+        self.student = family.guided_student(fp32_teacher, cfg.time_cond_proj_dim, cfg.cond_proj_init)
         self.student.to(family.device).train()
         del fp32_teacher
-        if gradient_checkpointing:
+        if options.gradient_checkpointing:
             self.student.enable_gradient_checkpointing()
         self.target = copy.deepcopy(self.student).requires_grad_(False).eval()
-        self.ema = EMA(list(self.student.parameters()), list(self.target.parameters()), cfg.ema_decay)
+        self.ema = EMA(list(self.student.parameters()), list(self.target.parameters()), cfg.ema_decay,
+                       foreach=options.ema_foreach)  # fmt: skip
         self.checkpoint_state = {"ema": self.ema}
+        self.target_copy = (ComputeDtypeCopy(self.target, options.frozen_dtype)
+                            if options.frozen_dtype != torch.float32 else None)  # fmt: skip
+        self._stale = True  # refreshed lazily, so weights loaded by a resume are picked up by the first step
         self._prepared = self.student
 
     @property
@@ -55,52 +44,65 @@ class FullAdapter(StudentAdapter):
     def bind(self, prepared):
         self._prepared = prepared
 
+    def networks(self) -> list[torch.nn.Module]:
+        return [self.student, self.target, *([self.target_copy.module] if self.target_copy else [])]
+
     def distill_models(self) -> DistillModels:
-        return DistillModels(
-            student=unet_fn(self._prepared),
-            teacher=unet_fn(self.teacher),
-            target=unet_fn(self.target),
-            guidance_embedding_dim=self.cfg.time_cond_proj_dim,
-        )
+        target = self.target
+        if self.target_copy is not None:
+            if self._stale:
+                self.target_copy.refresh()
+                self._stale = False
+            target = self.target_copy.module
+        return DistillModels(student=self._call(self._prepared), teacher=self._call(self.teacher),
+                             target=self._call(target), guidance_embedding_dim=self.cfg.time_cond_proj_dim)  # fmt: skip
 
     def after_optimizer_step(self):
         self.ema.update()
+        self._stale = True
 
-    def inference_unet(self):
+    def inference_denoiser(self):
         return nullcontext(self.target if self.cfg.export_weights == "ema" else self.student)
 
     def export(self, model_dir: Path, pipeline_class, *, fp16_variant: bool = False) -> list[str]:
-        """``unet/`` in fp32; with ``fp16_variant`` also ``diffusion_pytorch_model.fp16.safetensors`` beside it
+        """``<component>/`` in fp32; with ``fp16_variant`` also ``*.fp16.safetensors`` beside it
         (``from_pretrained(..., variant="fp16")``), cast from a CPU copy so the live weights stay untouched."""
-        with self.inference_unet() as unet:
-            unet.save_pretrained(model_dir / "unet", safe_serialization=True)
+        with self.inference_denoiser() as net:
+            net.save_pretrained(model_dir / self.component, safe_serialization=True)
             if fp16_variant:
-                half_copy(unet).save_pretrained(model_dir / "unet", safe_serialization=True, variant="fp16")
-        return ["unet/"]
+                half_copy(net).save_pretrained(model_dir / self.component, safe_serialization=True, variant="fp16")
+        return [f"{self.component}/"]
 
-    @staticmethod
-    def usage_code(pipeline: str, teacher: str, model_ref: str, *, fp16_variant: bool = False) -> str:
-        """A diffusers snippet that loads this student (the model card's)."""
-        steps, guidance = FullAdapter.recommended_steps, FullAdapter.recommended_guidance_scale
+    @classmethod
+    def load_student(cls, pipe, component: str, model_dir: Path, dtype: torch.dtype) -> None:
+        net_cls = type(getattr(pipe, component))
+        fp16 = (model_dir / component / "diffusion_pytorch_model.fp16.safetensors").is_file()
+        variant = "fp16" if dtype == torch.float16 and fp16 else None
+        student = net_cls.from_pretrained(model_dir, subfolder=component, variant=variant, torch_dtype=dtype)
+        setattr(pipe, component, student.to(pipe.device))
+
+    def usage_code(self, pipeline: str, teacher: str, model_ref: str, scheduler: str, *,
+                   fp16_variant: bool = False) -> str:  # fmt: skip
+        net_cls = type(self.student).__name__
         variant = ', variant="fp16", torch_dtype=torch.float16' if fp16_variant else ""
         dtype = ", torch_dtype=torch.float16" if fp16_variant else ""
         device = '"cuda"' if fp16_variant else '"cuda" if torch.cuda.is_available() else "cpu"'
         return f"""import torch
-from diffusers import {pipeline}, LCMScheduler, UNet2DConditionModel
+from diffusers import {pipeline}, {scheduler}, {net_cls}
 
 model_id = "{model_ref}"
-unet = UNet2DConditionModel.from_pretrained(model_id, subfolder="unet"{variant})
-pipe = {pipeline}.from_pretrained("{teacher}", unet=unet{dtype})
-pipe.scheduler = LCMScheduler.from_pretrained(model_id, subfolder="scheduler")
+{self.component} = {net_cls}.from_pretrained(model_id, subfolder="{self.component}"{variant})
+pipe = {pipeline}.from_pretrained("{teacher}", {self.component}={self.component}{dtype})
+pipe.scheduler = {scheduler}.from_pretrained(model_id, subfolder="scheduler")
 pipe = pipe.to({device})
-image = pipe("a photo of a cat", num_inference_steps={steps}, guidance_scale={guidance}).images[0]"""
+image = pipe("a photo of a cat", num_inference_steps={self.recommended_steps}, guidance_scale={self.recommended_guidance_scale}).images[0]"""
 
 
-def half_copy(unet: UNet2DConditionModel) -> UNet2DConditionModel:
+def half_copy(net: torch.nn.Module) -> torch.nn.Module:
     """An fp16 CPU copy built on the meta device (no random init, no second fp32 copy on the accelerator)."""
     from accelerate import init_empty_weights
 
     with init_empty_weights():
-        half = UNet2DConditionModel.from_config(unet.config)
-    half.load_state_dict({k: v.detach().to("cpu", torch.float16) for k, v in unet.state_dict().items()}, assign=True)
+        half = type(net).from_config(net.config)
+    half.load_state_dict({k: v.detach().to("cpu", torch.float16) for k, v in net.state_dict().items()}, assign=True)
     return half

@@ -20,7 +20,6 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 
@@ -165,13 +164,13 @@ def equal_math_cuda() -> dict:
     CPU when there is no GPU, for the --smoke rehearsal)."""
     from diffusers import DDPMScheduler, UNet2DConditionModel
 
-    from lcm_exp.adapters.full import make_student_unet
     from lcm_exp.bench.variants import _perf_file
     from lcm_exp.conditioning import Conditioning
     from lcm_exp.config.schema import PerfConfig
-    from lcm_exp.objective import DistillModels, build_loss, distill_step, unet_fn
-    from lcm_exp.perf.components import build_solver, objective_spec
-    from lcm_exp.perf.modules import configure_unets
+    from lcm_exp.models.unet_family import make_student_unet, unet_fn
+    from lcm_exp.objective import DDPMSchedule, DistillModels, ObjectiveSpec, build_loss, distill_step
+    from lcm_exp.perf.switches import set_memory_format
+    from lcm_exp.train.components import build_solver
 
     tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
@@ -195,22 +194,21 @@ def equal_math_cuda() -> dict:
     z0 = torch.randn(4, 4, 16, 16, generator=g).to(dev)
     cond = Conditioning(torch.randn(4, 77, 256, generator=g).to(dev))
     uncond = Conditioning(torch.zeros(4, 77, 256, device=dev))
-    guidance = SimpleNamespace(w_min=5.0, w_max=15.0)
-    objective = SimpleNamespace(sigma_data=0.5, timestep_scaling_factor=10.0)
 
     parity = PerfConfig(**_perf_file("reference_parity"))
     optimised = PerfConfig(channels_last=True)
-    alphas = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012).alphas_cumprod.double()
+    schedule = DDPMSchedule(DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012).alphas_cumprod)
     runs = []
     for perf in (parity, optimised):
         t, s, tg = (copy.deepcopy(m).to(dev) for m in (teacher, student, target))
-        configure_unets([t, s, tg], perf)
-        spec = objective_spec("epsilon", build_loss("l2"), guidance, objective, perf)
+        set_memory_format([t, s, tg], perf.channels_last)
+        spec = ObjectiveSpec(build_loss("l2"), 5.0, 15.0, teacher_single_pass=perf.teacher_single_pass,
+                             no_grad_first=perf.no_grad_first, host_side_sampling=perf.host_side_sampling)
         models = DistillModels(unet_fn(s), unet_fn(t), unet_fn(tg), 256)
         # a CPU generator: host-side sampling (parity) can only use a CPU one, and the same generator on both
         # sides gives both variants the same grid indices, noise and w (the draws are moved to the device)
         gen = torch.Generator().manual_seed(0)
-        out = distill_step(z0, cond, uncond, models, build_solver(alphas, 50, dev, perf), spec, gen)
+        out = distill_step(z0, cond, uncond, models, build_solver(schedule, 50, dev, perf.solver_dtype), spec, gen)
         out.loss.backward()
         runs.append((out.loss.item(), torch.cat([p.grad.flatten() for p in s.parameters()])))
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32

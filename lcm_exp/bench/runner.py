@@ -1,8 +1,8 @@
-"""Build one variant from the loop's components, time warm steps, free everything.
+"""Build one variant exactly as a training run is built, time warm steps of its training step, free everything.
 
-Components are the ones ``lcm_exp.train.loop`` uses: the model family, ``build_adapter``, ``distill_step`` (inside
-``perf.train_step.TrainStep``), the optimizer and LR schedule, the accelerate Accelerator, the webdataset image
-pipeline or the latent cache. The perf switches enter only through ``lcm_exp.perf``.
+The run comes from ``lcm_exp.train.build.build_run`` (what ``train()`` calls) and the timed step is its
+``TrainStep`` (what the loop steps), with phase marks; only the teacher's weights differ (seeded random, see
+``bench/teachers.py``), which changes no cost.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import json
 import logging
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,6 @@ from lcm_exp.bench.timing import make_clock, summarize
 from lcm_exp.bench.variants import Variant
 
 log = logging.getLogger(__name__)
-DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 @dataclass
@@ -65,11 +65,6 @@ def family_class(cfg):
     return random_init_family(get_family(cfg.model.family))
 
 
-def _forever(loader):
-    while True:
-        yield from loader
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -79,6 +74,7 @@ def latent_cache_for(cfg, samples: int, device: torch.device) -> tuple[str, floa
     """The bench's latent cache of the run's data and teacher (built once, reused by later runs), and the seconds
     spent building it now (0 when reused)."""
     from lcm_exp.data.cache_latents import build_cache
+    from lcm_exp.models.precision import frozen_dtype
     from lcm_exp.data.latent_cache import META_FILE, shards_spec
 
     key = json.dumps(
@@ -99,7 +95,8 @@ def latent_cache_for(cfg, samples: int, device: torch.device) -> tuple[str, floa
     if (folder / META_FILE).is_file():
         return shards_spec(folder), 0.0
     t0 = time.perf_counter()
-    family = family_class(cfg)(cfg.model, device=device, weight_dtype=DTYPES[cfg.trainer.mixed_precision])
+    frozen = frozen_dtype(cfg.perf.frozen_dtype, cfg.trainer.mixed_precision, device)
+    family = family_class(cfg)(cfg.model, device=device, weight_dtype=frozen)
     _, spec = build_cache(
         cfg, folder, batch_size=cfg.trainer.batch_size, max_samples=samples, overwrite=True, family=family
     )
@@ -109,88 +106,48 @@ def latent_cache_for(cfg, samples: int, device: torch.device) -> tuple[str, floa
 
 
 @dataclass
-class Assembly:
-    """A variant's training step and everything it holds (dropped together when the variant is done)."""
+class Built:
+    """A variant's run and its batch stream (dropped together when the variant is done)."""
 
-    step: Any  # lcm_exp.perf.train_step.TrainStep
-    batches: Any  # endless iterator of data batches
-    unets: list[torch.nn.Module]  # every distinct UNet (teacher, student, target, target copy)
-    family: Any
-    adapter: Any
+    run: Any  # lcm_exp.train.build.Run
+    stream: Iterator[dict[str, Any]]
 
 
-def assemble(cfg, accelerator, cache_shards: str | None = None) -> Assembly:
-    """Build what the loop builds for ``cfg`` (a RunConfig), with its perf switches; ``cache_shards`` is the
-    latent cache to read when ``data.source`` is latent_cache (default: ``data.shards`` itself)."""
-    from accelerate.utils import set_seed
+def assemble(cfg, accelerator, cache_shards: str | None = None) -> Built:
+    """The run ``launch.py`` would build for ``cfg`` (a RunConfig): ``lcm_exp.train.build.build_run`` itself, with
+    the bench's random-weight family; ``cache_shards`` is the latent cache to read when ``data.source`` is
+    latent_cache (default: ``data.shards`` itself)."""
+    from lcm_exp.train.build import build_run
 
-    from lcm_exp.adapters import build_adapter
-    from lcm_exp.perf.adapter import PerfAdapter
-    from lcm_exp.perf.components import build_optimizer, build_solver, loss_from_config, objective_spec
-    from lcm_exp.perf.modules import configure_unets, distinct, teacher_in_fp32
-    from lcm_exp.perf.train_step import TrainStep
-    from lcm_exp.train.data import build_batches
-    from lcm_exp.train.optim import build_scheduler
-
-    perf, tr, device = cfg.perf, cfg.trainer, accelerator.device
-    weight_dtype = DTYPES[tr.mixed_precision]
-    set_seed(cfg.seed)
-    family = family_class(cfg)(cfg.model, device=device, weight_dtype=weight_dtype)
-    if not perf.frozen_weights_in_compute_dtype:
-        teacher_in_fp32(family)
-    adapter = PerfAdapter(build_adapter(cfg.adapter, family, tr.gradient_checkpointing), perf, weight_dtype)
-    unets = distinct([family.unet, *adapter.unets()])
-    configure_unets(unets, perf)
-    solver = build_solver(family.alphas_cumprod, cfg.objective.num_ddim_timesteps, device, perf)
-    spec = objective_spec(family.prediction_type, loss_from_config(cfg.loss), cfg.guidance, cfg.objective, perf)
-    optimizer = build_optimizer(cfg.optim, adapter.trainable_parameters(), cfg.optim.lr, perf)
-    scheduler = build_scheduler(cfg.optim, optimizer, tr.max_train_steps, 1)
-    prepared, optimizer, scheduler = accelerator.prepare(adapter.trainable_module, optimizer, scheduler)
-    adapter.bind(prepared)
-
-    cached = cfg.data.source == "latent_cache"
-    if cached and cache_shards is not None:
+    if cfg.data.source == "latent_cache" and cache_shards is not None:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, shards=cache_shards))
-    loader, encoder = build_batches(cfg, family, weight_dtype)
-    if cached:
-        family.vae, family.text_encoders = None, []  # a cached run keeps them off the device
-    step = TrainStep(
-        accelerator,
-        encoder,
-        adapter,
-        prepared,
-        optimizer,
-        scheduler,
-        solver,
-        spec,
-        cfg.optim.max_grad_norm,
-        sync_every_step=perf.sync_every_step,
-    )
-    return Assembly(step, iter(_forever(loader)), unets, family, adapter)
+    run = build_run(cfg, accelerator, family_cls=family_class(cfg))
+    return Built(run, run.batches())
 
 
-def _warm(built: Assembly, cfg, opts: BenchOptions, count: bool) -> int | None:
-    """One FLOP-counted eager step (when ``count``), torch.compile if switched on, then the warm-up steps."""
-    from lcm_exp.perf.modules import compile_unets
+def _warm(built, cfg, opts: BenchOptions, count: bool) -> int | None:
+    """One FLOP-counted eager step (when ``count``), torch.compile if switched on (as the loop does after
+    building), then the warm-up steps."""
+    from lcm_exp.perf.switches import compile_networks
 
-    step, batches = built.step, built.batches
+    step, batches = built.run.step, built.stream
     flops = count_flops(lambda: step(next(batches))) if count else None
     if cfg.perf.compile:
-        compile_unets(built.unets)
+        compile_networks(built.run.networks)
     for _ in range(opts.warmup):
         step(next(batches))
     return flops
 
 
-def _timed_step(built: Assembly, clock, device: torch.device):
+def _timed_step(built, clock, device: torch.device):
     """One timed step, data fetch included: (host seconds, StepOutput). On CUDA the clock's events time it."""
     t0 = time.perf_counter()
     clock.step_start()
-    batch = next(built.batches)
+    batch = next(built.stream)
     clock.mark("data")
-    out, _ = built.step(batch)
+    result = built.run.step(batch)
     clock.step_end()
-    return time.perf_counter() - t0, out
+    return time.perf_counter() - t0, result.out
 
 
 def _timing(per_step: list[dict[str, float]], cpu_s: list[float], wall: float, steps: int, batch: int) -> dict:
@@ -226,7 +183,7 @@ def run_variant(cfg, variant: Variant, opts: BenchOptions, accelerator, cache_sh
     _sync(device)
     memory.reset(release=False)
     clock = make_clock(device)
-    built.step.clock = clock
+    built.run.step.clock = clock
     t0 = time.perf_counter()
     for _ in range(opts.steps):
         _, out = _timed_step(built, clock, device)
@@ -274,7 +231,7 @@ def interleaved_timing(runs: list[tuple[Any, Variant]], opts: BenchOptions, acce
     clocks = {name: make_clock(device) for name in built}
     walls = {name: 0.0 for name in built}
     for name, b in built.items():
-        b.step.clock = clocks[name]
+        b.run.step.clock = clocks[name]
     names = list(built)
     for i in range(opts.steps):
         for name in names[i % len(names) :] + names[: i % len(names)]:

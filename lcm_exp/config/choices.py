@@ -17,8 +17,9 @@ ADAPTERS = ("full", "lora")
 LOSSES = ("l2", "huber", "pseudo_huber")
 LAUNCHERS = ("inline", "accelerate")
 
-# model
+# model and precision
 DTYPES = ("fp32", "fp16", "bf16")
+AUTO_DTYPES = ("auto", *DTYPES)  # model.vae_dtype, perf.frozen_dtype: auto picks per device (lcm_exp.models.precision)
 UNCOND_MODES = ("empty_prompt", "zeros")  # empty_prompt: encode ""; zeros: zero embeddings (reference SDXL)
 ATTENTION_BACKENDS = ("sdpa", "xformers", "classic")
 
@@ -34,10 +35,12 @@ INTERPOLATIONS = ("bilinear", "bicubic", "lanczos")
 CROPS = ("random", "center")
 SMALL_IMAGE_POLICIES = ("upscale", "skip")
 CAPTION_CHOICES = ("first", "random")
+DATA_CACHE_MODES = ("auto", "never", "always")
 EMPTY_CAPTION_POLICIES = ("keep", "skip")
 ON_MISSING = ("keep", "drop")
 
-# optimizer and loop
+# objective, optimizer and loop
+OBJECTIVES = ("lcd",)  # lcm_exp.train.components.OBJECTIVES (a test keeps them equal)
 OPTIMIZERS = ("adamw", "adamw8bit")
 LR_SCHEDULERS = (
     "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup", "piecewise_constant",

@@ -17,11 +17,12 @@ from omegaconf import MISSING
 from lcm_exp.config.choices import (
     ADAPTERS,
     ATTENTION_BACKENDS,
+    AUTO_DTYPES,
     CAPTION_CHOICES,
     COND_PROJ_INITS,
     CROPS,
+    DATA_CACHE_MODES,
     DATA_SOURCES,
-    DTYPES,
     EMPTY_CAPTION_POLICIES,
     FAMILIES,
     FULL_EXPORT_WEIGHTS,
@@ -35,6 +36,7 @@ from lcm_exp.config.choices import (
     LR_SCHEDULERS,
     MIXED_PRECISION,
     NONFINITE_POLICIES,
+    OBJECTIVES,
     ON_MISSING,
     OPTIMIZERS,
     SMALL_IMAGE_POLICIES,
@@ -57,7 +59,7 @@ class ModelConfig:
     revision: Optional[str] = None
     variant: Optional[str] = None  # e.g. "fp16" weight files of the teacher
     vae: Optional[str] = None  # VAE override (hub id or folder), e.g. an fp16-safe SDXL VAE
-    vae_dtype: str = choice("fp32", DTYPES)
+    vae_dtype: str = choice("auto", AUTO_DTYPES)  # auto: perf.frozen_dtype, but fp32 for fp16 (SD VAEs overflow)
     resolution: int = 512
     uncond: str = choice("empty_prompt", UNCOND_MODES)  # unconditional branch: encode "" | zero embeddings
     attention: str = choice("sdpa", ATTENTION_BACKENDS)  # every UNet's and the VAE's kernel (xformers: needs CUDA)
@@ -141,6 +143,7 @@ class GuidanceConfig:
 
 @dataclass
 class ObjectiveConfig:
+    name: str = choice("lcd", OBJECTIVES)  # the consistency objective (lcd: Latent Consistency Distillation)
     num_ddim_timesteps: int = 50  # N of the skipping-step DDIM grid (k = T // N)
     timestep_scaling_factor: float = 10.0  # boundary scalings; must match LCMScheduler for inference
     sigma_data: float = 0.5
@@ -195,6 +198,10 @@ class DataConfig:
     max_consecutive_skips: int = 1000  # a worker raises after this many drops in a row (dead data)
     stall_timeout_s: float = 120.0  # a shard that sends no byte for this long (a hung pipe:) stops the run, naming it
     max_skip_fraction: float = 0.5  # the run stops when more of the samples seen so far were bad
+    # auto: a latent cache shared by every run of the same data and teacher, made where the data repeats (lcm_exp/
+    # train/shared_cache.py) | never: encode every step | always: cache any local data
+    cache: str = choice("auto", DATA_CACHE_MODES)
+    cache_max_samples: int = 100_000  # auto caches at most this many samples
 
 
 @dataclass
@@ -302,14 +309,17 @@ class PerfConfig:
 
     teacher_single_pass: bool = True  # cond + uncond as one 2B teacher call (reference: two calls)
     no_grad_first: bool = True  # teacher and target run before the student forward (reference: student first)
-    frozen_weights_in_compute_dtype: bool = True  # teacher, target, LoRA base stored in the mixed-precision dtype
+    # dtype of the networks that take no gradient (teacher, text encoders, the target's copy; the VAE with
+    # model.vae_dtype=auto): auto = the mixed-precision dtype, or in full precision bf16 where the device runs bf16
+    # matmuls fast (lcm_exp/perf/precision.py) | fp32 (reference) | bf16 | fp16
+    frozen_dtype: str = choice("auto", AUTO_DTYPES)
+    reference_autocast: bool = False  # the reference's dtype-less torch.autocast around its teacher (and LoRA target)
     ema_foreach: bool = True  # fused foreach EMA (reference: a Python loop over the tensors)
     solver_dtype: str = choice("fp32", SOLVER_DTYPES)  # the DDIM-step table (reference: fp64, promotes z_prev)
     host_side_sampling: bool = False  # w and its embedding made on the CPU and copied (reference)
     sync_every_step: bool = False  # read the loss back to the host every step (reference); else at log intervals
     fused_optimizer: bool = True  # fused AdamW where torch has the kernel (CUDA, CPU); false: torch's default (reference)
     channels_last: bool = False  # UNets in channels_last memory format (opt-in: a GPU win, none measured on CPU)
-    attention: str = "sdpa"  # sdpa (torch scaled_dot_product_attention, diffusers' default) | classic (bmm+softmax)
     compile: bool = False  # torch.compile the UNets (minutes of warm-up; pays off on long GPU runs)
 
 

@@ -92,7 +92,7 @@ def build_sample_set(family, settings: EvalSettings, toy_world: dict | None) -> 
         captions = [prompts[i % len(prompts)] for i in range(n)]
     factor = 2 ** (len(family.vae.config.block_out_channels) - 1)
     side = family.cfg.resolution // factor
-    channels = family.unet.config.in_channels
+    channels = family.denoiser.config.in_channels
     noise = torch.stack([
         torch.randn(channels, side, side, generator=torch.Generator().manual_seed(seed * 1_000_003 + i))
         for i in range(n)
@@ -157,28 +157,28 @@ class _Runner:
         return torch.cat(out)
 
     def teacher(self, method: str, steps: int) -> torch.Tensor:
-        unet, w = self.family.unet, self.settings.w
+        net, w = samplers.Denoiser(self.family, self.family.denoiser), self.settings.w
         scheduler = self.ddim["leading" if method == "ddim_leading" else "trailing"]
         guidance = 0.0 if method == "teacher_nocfg" else w
-        return self._batched(lambda x, sl: samplers.ddim_sample(unet, scheduler, x, steps, self.cond[sl],
+        return self._batched(lambda x, sl: samplers.ddim_sample(net, scheduler, x, steps, self.cond[sl],
                                                                  self.uncond[sl], guidance))  # fmt: skip
 
-    def student(self, unet, deterministic: bool, steps: int) -> torch.Tensor:
-        w = self.settings.w
+    def student(self, network, deterministic: bool, steps: int) -> torch.Tensor:
+        net, w = samplers.Denoiser(self.family, network), self.settings.w
 
         def run(x, sl):
             if deterministic:
-                return samplers.lcm_deterministic_sample(unet, self.lcm, x, steps, self.cond[sl], w)
+                return samplers.lcm_deterministic_sample(net, self.lcm, x, steps, self.cond[sl], w)
             gens = [torch.Generator().manual_seed(s) for s in self.samples.seeds[sl]]
-            return samplers.lcm_sample(unet, self.lcm, x, steps, self.cond[sl], w, gens)
+            return samplers.lcm_sample(net, self.lcm, x, steps, self.cond[sl], w, gens)
 
         return self._batched(run)
 
 
 def _cache_key(family, settings: EvalSettings, judged_by: dict) -> str:
     teacher = Path(family.teacher).expanduser()
-    unet_file = teacher / "unet" / "diffusion_pytorch_model.safetensors"
-    stamp = [unet_file.stat().st_size, unet_file.stat().st_mtime_ns] if unet_file.is_file() else None
+    weights = teacher / family.denoiser_component / "diffusion_pytorch_model.safetensors"
+    stamp = [weights.stat().st_size, weights.stat().st_mtime_ns] if weights.is_file() else None
     key = {
         "version": EVAL_VERSION,
         "teacher": str(teacher.resolve()) if teacher.exists() else family.teacher,
@@ -188,7 +188,7 @@ def _cache_key(family, settings: EvalSettings, judged_by: dict) -> str:
         "uncond": family.uncond_mode,
         "resolution": family.cfg.resolution,
         "device": family.device.type,
-        "dtype": str(family.unet.dtype),
+        "dtype": str(family.denoiser.dtype),
         "settings": {k: v for k, v in asdict(settings).items() if k in
                      ("steps", "w", "reference_steps", "num_samples", "seed", "prompts", "batch_size")},
         "teacher_methods": [m for m in TEACHER_METHODS if m in settings.methods],

@@ -1,8 +1,8 @@
 """Evaluate a finished run directory, or the live student from inside the training loop.
 
-A run dir holds ``config.yaml`` (the resolved run config) and ``model/`` (the export: ``unet/`` for a full student,
-``pytorch_lora_weights.safetensors`` for a LoRA, ``scheduler/`` with the LCMScheduler matching the training grid).
-The teacher is loaded through the same model family the run used.
+A run dir holds ``config.yaml`` (the resolved run config, read back through the typed loader) and ``model/`` (the
+export: the student in the adapter's format, ``scheduler/`` with the objective's inference scheduler). The teacher
+is loaded through the same model family the run used, and the student the way its adapter says a user loads it.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from lcm_exp.evaluate.core import EvalResult, evaluate_student
 from lcm_exp.evaluate.settings import EVAL_METRIC_PREFIX, METRICS, EvalSettings
+from lcm_exp.train.export import load_exported_scheduler
 
 log = logging.getLogger(__name__)
 
@@ -47,42 +47,29 @@ def toy_judge(teacher: str) -> tuple[dict | None, Any]:
 
 
 def make_undistilled(family, adapter_cfg: Any, seed: int) -> torch.nn.Module:
-    """The student before distillation: teacher weights plus a cond_proj drawn from ``seed`` (full adapter), or the
-    teacher itself (a LoRA starts as the identity: its B matrices are zero)."""
-    if adapter_cfg["name"] != "full":
-        return family.unet
-    from lcm_exp.adapters.full import make_student_unet
-
+    """The student before distillation: teacher weights plus a w-embedding input drawn from ``seed`` (full adapter),
+    or the teacher itself (a LoRA starts as the identity: its B matrices are zero)."""
+    if adapter_cfg.name != "full":
+        return family.denoiser
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        student = make_student_unet(
-            family.load_unet(), adapter_cfg["time_cond_proj_dim"], adapter_cfg["cond_proj_init"]
-        )
+        student = family.guided_student(family.load_denoiser(), adapter_cfg.time_cond_proj_dim,
+                                        adapter_cfg.cond_proj_init)  # fmt: skip
     return student.to(family.device).eval().requires_grad_(False)
 
 
-def _model_config(model: dict):
-    from lcm_exp.config import schema
+def load_student(family, adapter_name: str, model_dir: Path) -> torch.nn.Module:
+    """The exported student as a user loads it: the teacher's pipeline, then the adapter's own loading (a LoRA file
+    and, when guidance-conditioned, its w embedding; a full network folder)."""
+    from lcm_exp.adapters import adapter_class
 
-    cls = schema.SDXLModelConfig if model["family"] == "sdxl" else schema.ModelConfig
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in model.items() if k in names})
-
-
-def load_student(family, model_dir: Path) -> torch.nn.Module:
-    from diffusers import UNet2DConditionModel
-
-    if (model_dir / "unet").is_dir():
-        unet = UNet2DConditionModel.from_pretrained(model_dir / "unet")
-        return unet.to(family.device, family.weight_dtype).eval().requires_grad_(False)
-    lora = model_dir / "pytorch_lora_weights.safetensors"
-    if lora.is_file():
-        from diffusers import LCMScheduler
-
-        pipe = family.build_pipeline(family.load_unet(family.weight_dtype).to(family.device), LCMScheduler())
-        pipe.load_lora_weights(str(model_dir))
-        return pipe.unet.eval().requires_grad_(False)
-    raise FileNotFoundError(f"{model_dir} holds neither unet/ nor pytorch_lora_weights.safetensors (was export on?)")
+    pipe = family.build_pipeline(family.load_denoiser(family.weight_dtype).to(family.device),
+                                 load_exported_scheduler(model_dir))  # fmt: skip
+    try:
+        adapter_class(adapter_name).load_student(pipe, family.denoiser_component, model_dir, family.weight_dtype)
+    except OSError as err:  # diffusers' missing-file errors (EnvironmentError, FileNotFoundError)
+        raise FileNotFoundError(f"{model_dir} holds no exported {adapter_name} student: {err}") from err
+    return getattr(pipe, family.denoiser_component).eval().requires_grad_(False)
 
 
 def evaluate_run(
@@ -92,32 +79,29 @@ def evaluate_run(
     out_dir: str | Path | None = None,
 ) -> EvalResult:
     """Evaluate the exported student of ``run_dir``; report files go to ``<run dir>/eval/`` unless ``out_dir``."""
-    from diffusers import LCMScheduler
-
+    from lcm_exp.config.typed import load_run_config
     from lcm_exp.models.registry import get_family
 
     run_dir = Path(run_dir)
     config_file = run_dir / "config.yaml"
     if not config_file.is_file():
         raise FileNotFoundError(f"{run_dir} is not a run dir: no config.yaml")
-    cfg = yaml.safe_load(config_file.read_text())
+    cfg = load_run_config(config_file)
     if settings is None:
-        settings = settings_from(cfg.get("evaluation"))
+        settings = settings_from(dataclasses.asdict(cfg.evaluation))
     model_dir = run_dir / "model"
     if not (model_dir / "scheduler").is_dir():
         raise FileNotFoundError(f"{model_dir}/scheduler is missing: the run did not export a model")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    family = get_family(cfg["model"]["family"])(_model_config(cfg["model"]), device=device, weight_dtype="fp32")
-    student = load_student(family, model_dir)
-    scheduler = LCMScheduler.from_pretrained(model_dir / "scheduler")
+    family = get_family(cfg.model.family)(cfg.model, device=device, weight_dtype="fp32")
+    student = load_student(family, cfg.adapter.name, model_dir)
     world, classifier = toy_judge(family.teacher)
-    cache_dir = Path(cfg.get("paths", {}).get("cache_dir") or run_dir.parent) / "eval-cache"
     return evaluate_student(
-        family, student, scheduler, settings,
-        undistilled=make_undistilled(family, cfg["adapter"], settings.seed),
-        toy_world=world, classifier=classifier, cache_dir=cache_dir,
+        family, student, load_exported_scheduler(model_dir), settings,
+        undistilled=make_undistilled(family, cfg.adapter, settings.seed),
+        toy_world=world, classifier=classifier, cache_dir=Path(cfg.paths.cache_dir) / "eval-cache",
         out_dir=Path(out_dir) if out_dir is not None else run_dir / EVAL_DIR,
-        title=f"{cfg.get('name', '')} seed {cfg.get('seed', '')}: {run_dir.name}",
+        title=f"{cfg.name} seed {cfg.seed}: {run_dir.name}",
     )  # fmt: skip
 
 
@@ -145,7 +129,7 @@ def evaluate_from_loop(cfg, family, adapter, run_dir: Path, settings: EvalSettin
     ``cfg``: the RunConfig; its ``evaluation`` field, when present, gives the settings. Full students only: a LoRA
     student shares the teacher's UNet, so evaluate its export with ``evaluate_run`` instead.
     """
-    from lcm_exp.train.validation import lcm_scheduler
+    from lcm_exp.train.components import inference_scheduler
 
     if cfg.adapter.name != "full":
         raise NotImplementedError("in-loop evaluation supports the full adapter; use evaluate_run on a LoRA run dir")
@@ -153,16 +137,15 @@ def evaluate_from_loop(cfg, family, adapter, run_dir: Path, settings: EvalSettin
         node = getattr(cfg, "evaluation", None)
         settings = settings_from(dataclasses.asdict(node) if dataclasses.is_dataclass(node) else node)
     world, classifier = toy_judge(family.teacher)
-    adapter_cfg = dataclasses.asdict(cfg.adapter)
-    with adapter.inference_unet() as unet:
-        was_training = unet.training
-        unet.eval()
+    with adapter.inference_denoiser() as net:
+        was_training = net.training
+        net.eval()
         try:
             return evaluate_student(
-                family, unet, lcm_scheduler(family.noise_scheduler.config, cfg.objective), settings,
-                undistilled=make_undistilled(family, adapter_cfg, settings.seed),
+                family, net, inference_scheduler(cfg, family), settings,
+                undistilled=make_undistilled(family, cfg.adapter, settings.seed),
                 toy_world=world, classifier=classifier, cache_dir=Path(cfg.paths.cache_dir) / "eval-cache",
                 out_dir=Path(run_dir) / EVAL_DIR, title=f"{cfg.name} seed {cfg.seed}",
             )  # fmt: skip
         finally:
-            unet.train(was_training)
+            net.train(was_training)

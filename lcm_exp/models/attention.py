@@ -2,8 +2,8 @@
 
 ``model.attention``: sdpa (PyTorch's fused scaled_dot_product_attention, diffusers' default), xformers (its
 memory-efficient kernel; needs the package and a CUDA device, refused with a clear message otherwise), or classic
-(the unfused bmm + softmax of the reference scripts' era, for parity benchmarks). Every diffusers ``Attention`` layer of
-the given modules is switched, so teacher, student, target and VAE all run the same kernel.
+(the unfused bmm + softmax of the reference scripts' era, for comparisons). Every diffusers ``Attention`` layer of the given modules is switched;
+the run builder passes every network that runs (teacher, student, EMA target, its compute-dtype copy, the VAE).
 
 VAE slicing decodes a batch one image at a time; tiling decodes large images tile by tile (tiles are blended, so
 seams are rare but possible). Both only cut memory at decode; ``vae_decode_mode`` scopes them so training's VAE
@@ -56,17 +56,6 @@ def set_attention_backend(backend: str, modules: Iterable[torch.nn.Module]) -> i
                     layer.set_use_memory_efficient_attention_xformers(backend == "xformers")
     log.info("attention backend %s on %d attention layer(s)", backend, len(seen))
     return len(seen)
-
-
-def training_modules(family, adapter) -> list[torch.nn.Module]:
-    """The teacher, the VAE and every network the adapter holds (student, target), before accelerate wraps them."""
-    held = [value for value in vars(adapter).values() if isinstance(value, torch.nn.Module)]
-    return [family.unet, family.vae, *held]
-
-
-def apply_attention_backend(backend: str, family, adapter) -> int:
-    """The loop's one call, right after the adapter is built."""
-    return set_attention_backend(backend, training_modules(family, adapter))
 
 
 @contextmanager

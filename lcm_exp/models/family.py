@@ -1,23 +1,27 @@
-"""The model-family interface the training loop talks to, and the loading both families share.
+"""The model-family interface the training loop talks to, and the loading every family shares.
 
 A family turns a teacher checkpoint (hub id or local folder, loaded the same way) into: the noise schedule, a
-frozen teacher UNet, a VAE, and a text side that maps a data batch to one ``Conditioning`` and its
-unconditional twin. The loop never asks which family it holds.
+frozen teacher network (the *denoiser*: a UNet, a transformer), a VAE, and a text side that maps a data batch to
+one ``Conditioning`` and its unconditional twin. It also knows its denoiser's call convention and how to make a
+guidance-conditioned student from it. The loop, the objective and the adapters never ask which family they hold.
 """
 
 from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from diffusers import AutoencoderKL, DDPMScheduler, DiffusionPipeline, UNet2DConditionModel
+from diffusers import AutoencoderKL, DiffusionPipeline
 
 from lcm_exp.conditioning import Conditioning
 from lcm_exp.models.registry import FAMILIES, FAMILY_NAMES, get_family
 from lcm_exp.models.teacher_files import MissingComponentError, component_class_name, is_local, read_model_index
+from lcm_exp.objective import NoiseSchedule
 
 __all__ = ["FAMILIES", "FAMILY_NAMES", "ModelFamily", "get_family", "resolve_dtype"]
 
@@ -42,15 +46,17 @@ def resolve_dtype(value: str | torch.dtype, key: str) -> torch.dtype:
 class ModelFamily(ABC):
     """A teacher and its text conditioning.
 
-    Attributes after construction: ``noise_scheduler`` (DDPMScheduler from the teacher's scheduler folder),
-    ``prediction_type``, ``num_train_timesteps``, ``alphas_cumprod`` (float64 copy of the scheduler's),
+    Attributes after construction: ``schedule`` (the objective's NoiseSchedule of the teacher),
+    ``scheduler_config`` (the teacher's scheduler config, which inference schedulers start from),
     ``tokenizers``/``text_encoders`` (frozen, eval, ``weight_dtype``), ``vae`` (frozen, eval, ``vae_dtype``),
-    ``unet`` (the teacher: frozen, eval, ``weight_dtype``).
+    ``denoiser`` (the teacher network: frozen, eval, ``weight_dtype``). ``weight_dtype`` is the frozen networks'
+    dtype (``perf.frozen_dtype``), not necessarily the student's.
     """
 
     name: ClassVar[str]
     pipeline_class: ClassVar[type[DiffusionPipeline]]
     text_components: ClassVar[tuple[tuple[str, str], ...]]  # (tokenizer, text encoder) subfolders, in order
+    denoiser_component: ClassVar[str]  # the denoiser's subfolder ("unet", "transformer")
 
     def __init__(
         self, cfg: Any, device: str | torch.device | None = None, weight_dtype: str | torch.dtype | None = None
@@ -67,26 +73,26 @@ class ModelFamily(ABC):
         self.weight_dtype = resolve_dtype(
             weight_dtype if weight_dtype is not None else getattr(cfg, "weight_dtype", "fp32"), "weight_dtype"
         )
-        self.vae_dtype = resolve_dtype(cfg.vae_dtype, "model.vae_dtype")
+        # auto: the frozen networks' dtype, but fp32 instead of fp16 (SD VAEs overflow in fp16)
+        auto = torch.float32 if self.weight_dtype == torch.float16 else self.weight_dtype
+        self.vae_dtype = auto if cfg.vae_dtype == "auto" else resolve_dtype(cfg.vae_dtype, "model.vae_dtype")
         if cfg.uncond not in UNCOND_MODES:
             raise ValueError(f"model.uncond: {cfg.uncond!r} is not one of {', '.join(UNCOND_MODES)}")
         self.uncond_mode: str = cfg.uncond
 
         # The schedule first: cheap, and a wrong teacher fails before any weight loads.
-        self.noise_scheduler: DDPMScheduler = self._load("scheduler", DDPMScheduler)
-        self.prediction_type: str = self.noise_scheduler.config.prediction_type
-        self.num_train_timesteps: int = self.noise_scheduler.config.num_train_timesteps
-        self.alphas_cumprod: torch.Tensor = self.noise_scheduler.alphas_cumprod.to(torch.float64)
+        self.schedule, self.scheduler_config = self._load_schedule()
 
         self.model_index = read_model_index(self.teacher, self.revision)
         self.tokenizers = [self._load(tok) for tok, _ in self.text_components]
-        self.text_encoders = [
-            _frozen(self._load(enc, variant=cfg.variant), self.device, self.weight_dtype)
-            for _, enc in self.text_components
-        ]
-        self.vae: AutoencoderKL = _frozen(self._load_vae(), self.device)
-        self.unet: UNet2DConditionModel = _frozen(self.load_unet(self.weight_dtype), self.device)
+        self.text_encoders = self._load_text_encoders()
+        self.vae: AutoencoderKL | None = _frozen(self._load_vae(), self.device)
+        self.denoiser: torch.nn.Module = _frozen(self.load_denoiser(self.weight_dtype), self.device)
         self._empty = self._encode_prompts([""]) if self.uncond_mode == "empty_prompt" else None
+
+    @abstractmethod
+    def _load_schedule(self) -> tuple[NoiseSchedule, dict[str, Any]]:
+        """(the teacher's NoiseSchedule, its scheduler config) from the teacher's scheduler folder."""
 
     # ------------------------------------------------------------------ loading
 
@@ -105,6 +111,10 @@ class ModelFamily(ABC):
                 f"as {cls.__name__}: {err}"
             ) from err
 
+    def _load_text_encoders(self) -> list[torch.nn.Module]:
+        return [_frozen(self._load(enc, variant=self.cfg.variant), self.device, self.weight_dtype)
+                for _, enc in self.text_components]  # fmt: skip
+
     def _load_vae(self) -> AutoencoderKL:
         """The teacher's VAE, or ``cfg.vae`` (a whole-repo VAE such as an fp16-safe SDXL VAE, no revision)."""
         if self.cfg.vae is None:
@@ -114,9 +124,42 @@ class ModelFamily(ABC):
         except OSError as err:
             raise MissingComponentError(f"model.vae: cannot load VAE override {self.cfg.vae!r}: {err}") from err
 
-    def load_unet(self, dtype: torch.dtype = torch.float32) -> UNet2DConditionModel:
-        """A fresh copy of the teacher UNet from the checkpoint, on CPU (e.g. the full adapter's fp32 student)."""
-        return self._load("unet", UNet2DConditionModel, variant=self.cfg.variant, torch_dtype=dtype)
+    @abstractmethod
+    def load_denoiser(self, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+        """A fresh copy of the teacher network from the checkpoint, on CPU (e.g. the full adapter's fp32 student)."""
+
+    @abstractmethod
+    def denoiser_fn(self, network: torch.nn.Module) -> Callable[..., torch.Tensor]:
+        """``network`` (the denoiser or a student of its class) as the objective calls it:
+        (x_t, model time, Conditioning, w embedding or None) -> raw output."""
+
+    @abstractmethod
+    def guided_student(self, teacher: torch.nn.Module, embedding_dim: int, init: str) -> torch.nn.Module:
+        """A float32 student of the teacher's architecture plus a w-embedding input of ``embedding_dim`` (LCD's
+        full student), with the teacher's weights; ``init`` ("random" | "zero") initialises the new input."""
+
+    def networks(self) -> list[torch.nn.Module]:
+        """Every network the family holds (the teacher denoiser, the VAE, the text encoders): attention kernels and
+        placement apply to all of them."""
+        return [m for m in (self.denoiser, self.vae, *self.text_encoders) if m is not None]
+
+    def release_encoders(self) -> None:
+        """Drop the VAE and text encoders (a latent-cache run needs neither per step); ``encoders`` reloads them."""
+        self.vae, self.text_encoders = None, []
+
+    @contextmanager
+    def encoders(self):
+        """The VAE and text encoders loaded for the block (validation of a cached run), released again after
+        when they were released before."""
+        released = self.vae is None
+        if released:
+            self.text_encoders = self._load_text_encoders()
+            self.vae = _frozen(self._load_vae(), self.device)
+        try:
+            yield self
+        finally:
+            if released:
+                self.release_encoders()
 
     # ------------------------------------------------------------------ encoding
 
@@ -125,7 +168,7 @@ class ModelFamily(ABC):
         """Latents as the reference makes them: a sample of the VAE posterior (not its mean) times scaling_factor.
 
         The VAE runs in ``vae_dtype``; latents come back in float32 so the schedule math stays exact and the
-        caller casts once for the UNets.
+        caller casts once for the denoisers.
         """
         posterior = self.vae.encode(pixel_values.to(self.device, self.vae_dtype)).latent_dist
         return (posterior.sample(generator) * self.vae.config.scaling_factor).float()
@@ -160,8 +203,8 @@ class ModelFamily(ABC):
     # ------------------------------------------------------------------ inference
 
     @abstractmethod
-    def build_pipeline(self, unet: UNet2DConditionModel, scheduler: Any) -> DiffusionPipeline:
-        """A diffusers pipeline from the in-memory components with the given UNet and scheduler."""
+    def build_pipeline(self, denoiser: torch.nn.Module, scheduler: Any) -> DiffusionPipeline:
+        """A diffusers pipeline from the in-memory components with the given denoiser and scheduler."""
 
 
 def _frozen(module: torch.nn.Module, device: torch.device, dtype: torch.dtype | None = None) -> Any:

@@ -1,37 +1,50 @@
 """Name -> model family class, importing a family (and diffusers) only when it is looked up.
 
-Config validation lists and checks family names without paying for the heavy imports.
+Config validation lists and checks family names, their schedule kind and denoiser folder without paying for the
+heavy imports (``FAMILY_FACTS``); a new family is one entry here plus its module.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from lcm_exp.models.family import ModelFamily
 
-_PATHS = {"sd15": "lcm_exp.models.sd15:SD15Family", "sdxl": "lcm_exp.models.sdxl:SDXLFamily"}
-FAMILY_NAMES: tuple[str, ...] = tuple(_PATHS)
+
+@dataclass(frozen=True)
+class FamilyFacts:
+    path: str  # "module:Class"
+    schedule_kind: str  # NoiseSchedule.kind of its teachers: which samplers each objective can export
+    denoiser: str  # the denoiser's subfolder in the teacher's folder
+
+
+FAMILY_FACTS: dict[str, FamilyFacts] = {
+    "sd15": FamilyFacts("lcm_exp.models.sd15:SD15Family", "ddpm", "unet"),
+    "sdxl": FamilyFacts("lcm_exp.models.sdxl:SDXLFamily", "ddpm", "unet"),
+}
+FAMILY_NAMES: tuple[str, ...] = tuple(FAMILY_FACTS)
 
 
 class _LazyFamilies(Mapping):
     def __getitem__(self, name: str) -> type[ModelFamily]:
-        module, cls = _PATHS[name].split(":")
+        module, cls = FAMILY_FACTS[name].path.split(":")
         return getattr(importlib.import_module(module), cls)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(_PATHS)
+        return iter(FAMILY_FACTS)
 
     def __len__(self) -> int:
-        return len(_PATHS)
+        return len(FAMILY_FACTS)
 
 
 FAMILIES: Mapping[str, type[ModelFamily]] = _LazyFamilies()
 
 
 def get_family(name: str) -> type[ModelFamily]:
-    if name not in _PATHS:
+    if name not in FAMILY_FACTS:
         raise ValueError(f"unknown model family {name!r}; valid: {', '.join(FAMILY_NAMES)}")
     return FAMILIES[name]

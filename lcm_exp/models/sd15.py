@@ -7,10 +7,10 @@ from typing import Any
 from diffusers import StableDiffusionPipeline, UNet2DConditionModel
 
 from lcm_exp.conditioning import Conditioning
-from lcm_exp.models.family import ModelFamily
+from lcm_exp.models.unet_family import UNetFamily
 
 
-class SD15Family(ModelFamily):
+class SD15Family(UNetFamily):
     name = "sd15"
     pipeline_class = StableDiffusionPipeline
     text_components = (("tokenizer", "text_encoder"),)
@@ -19,12 +19,12 @@ class SD15Family(ModelFamily):
         tokenizer, encoder = self.tokenizers[0], self.text_encoders[0]
         return Conditioning(encoder(self._tokenize(tokenizer, captions))[0])
 
-    def build_pipeline(self, unet: UNet2DConditionModel, scheduler: Any) -> StableDiffusionPipeline:
+    def build_pipeline(self, denoiser: UNet2DConditionModel, scheduler: Any) -> StableDiffusionPipeline:
         return StableDiffusionPipeline(
             vae=self.vae,
             text_encoder=self.text_encoders[0],
             tokenizer=self.tokenizers[0],
-            unet=unet,
+            unet=denoiser,
             scheduler=scheduler,
             safety_checker=None,
             feature_extractor=None,

@@ -14,10 +14,10 @@ import torch
 from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
 
 from lcm_exp.conditioning import Conditioning
-from lcm_exp.models.family import ModelFamily
+from lcm_exp.models.unet_family import UNetFamily
 
 
-class SDXLFamily(ModelFamily):
+class SDXLFamily(UNetFamily):
     name = "sdxl"
     pipeline_class = StableDiffusionXLPipeline
     text_components = (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2"))
@@ -48,14 +48,14 @@ class SDXLFamily(ModelFamily):
             original, crop = (_pairs(batch, key, n) for key in ("original_size", "crop_top_left"))
         return torch.cat([original, crop, target], dim=1).to(self.device)
 
-    def build_pipeline(self, unet: UNet2DConditionModel, scheduler: Any) -> StableDiffusionXLPipeline:
+    def build_pipeline(self, denoiser: UNet2DConditionModel, scheduler: Any) -> StableDiffusionXLPipeline:
         return StableDiffusionXLPipeline(
             vae=self.vae,
             text_encoder=self.text_encoders[0],
             text_encoder_2=self.text_encoders[1],
             tokenizer=self.tokenizers[0],
             tokenizer_2=self.tokenizers[1],
-            unet=unet,
+            unet=denoiser,
             scheduler=scheduler,
             force_zeros_for_empty_prompt=self.model_index.get("force_zeros_for_empty_prompt", True),
             add_watermarker=False,

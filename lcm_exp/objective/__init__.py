@@ -1,17 +1,24 @@
-"""Latent Consistency Distillation objective: pure tensor functions and one `distill_step` (no I/O, no logging)."""
+"""Consistency-distillation objectives: pure tensor functions and one `distill_step` (no I/O, no logging)."""
 
+from lcm_exp.objective.consistency import ConsistencyObjective
 from lcm_exp.objective.guidance import apply_cfg, guidance_embedding, sample_guidance
+from lcm_exp.objective.lcd import LCD
 from lcm_exp.objective.losses import LossFn, build_loss, huber, l2, pseudo_huber
 from lcm_exp.objective.parameterization import PREDICTION_TYPES, predicted_x0_eps
 from lcm_exp.objective.scalings import boundary_scalings
+from lcm_exp.objective.schedule import DDPMSchedule, NoiseSchedule
 from lcm_exp.objective.solver import DDIMSolver, ddim_timesteps
-from lcm_exp.objective.step import DistillModels, ObjectiveSpec, StepOutput, distill_step, unet_fn
+from lcm_exp.objective.step import DistillModels, ObjectiveSpec, StepOutput, distill_step
 
 __all__ = [
+    "LCD",
     "PREDICTION_TYPES",
+    "ConsistencyObjective",
     "DDIMSolver",
+    "DDPMSchedule",
     "DistillModels",
     "LossFn",
+    "NoiseSchedule",
     "ObjectiveSpec",
     "StepOutput",
     "apply_cfg",
@@ -25,5 +32,4 @@ __all__ = [
     "predicted_x0_eps",
     "pseudo_huber",
     "sample_guidance",
-    "unet_fn",
 ]

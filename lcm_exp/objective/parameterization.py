@@ -1,14 +1,15 @@
-"""Turn a raw UNet output into (x0, eps) for each prediction type (lcd-facts item 9).
+"""Turn a raw network output into (x0, eps) for each prediction type (lcd-facts item 9, objectives-facts 3.1).
 
 The official LCM repo used the raw output as eps, which is wrong for v-prediction teachers; converting through
-the schedule at the output's own timestep is right for all three.
+the schedule at the output's own timestep is right for every type. ``flow`` is the flow-matching velocity
+v = eps - x0 of a schedule with alpha + sigma = 1 (x_t = (1 - sigma) * x0 + sigma * eps).
 """
 
 from __future__ import annotations
 
 import torch
 
-PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample", "flow")
 
 
 def predicted_x0_eps(
@@ -21,4 +22,6 @@ def predicted_x0_eps(
         return a_t * x_t - s_t * out, a_t * out + s_t * x_t
     if prediction_type == "sample":
         return out, (x_t - a_t * out) / s_t
+    if prediction_type == "flow":
+        return x_t - s_t * out, x_t + a_t * out
     raise ValueError(f"unknown prediction_type {prediction_type!r}; valid: {', '.join(PREDICTION_TYPES)}")

@@ -1,7 +1,7 @@
-"""Speed and memory switches (``perf`` config, schema ``PerfConfig``) that keep the LCD math unchanged.
+"""Optional speed and memory switches (``perf`` config, schema ``PerfConfig``) that keep the distillation math.
 
-Each switch maps onto one component the loop already builds: the objective spec and solver (``components``), the
-optimizer (``components.build_optimizer``), the UNets' memory format / attention / compilation (``modules``), the
-target network's storage dtype and the EMA mode (``adapter.PerfAdapter``), and the order of one training step
-(``train_step.TrainStep``, which the benchmark harness in ``lcm_exp.bench`` times phase by phase).
+The training package builds every run the same way (``lcm_exp.train.build``) and applies these where they act:
+the step order and teacher passes live in the objective's spec, the DDIM table precision in the solver, the EMA
+mode and the target's compute-dtype copy in the adapter, fused AdamW in the optimizer; what is left here acts on
+the networks themselves (``switches``) and the benchmark's phase marks inside a step (``clock``).
 """

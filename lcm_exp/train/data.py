@@ -79,7 +79,7 @@ def build_batches(cfg, family, weight_dtype, rank: int = 0, world_size: int = 1)
     """(loader, encoder) for a RunConfig: the encoder turns the loader's batches into (latents, cond, uncond),
     through the VAE and text encoders, or from a latent cache (data.source=latent_cache) that needs neither per
     step. The training loop and the benchmark both start from here."""
-    from lcm_exp.perf.train_step import FamilyEncoder
+    from lcm_exp.train.encoders import FamilyEncoder
 
     kwargs = dict(resolution=cfg.model.resolution, batch_size=cfg.trainer.batch_size, seed=cfg.seed, rank=rank,
                   world_size=world_size)  # fmt: skip

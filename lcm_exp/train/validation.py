@@ -1,6 +1,8 @@
-"""Few-step validation images: an LCMScheduler pipeline assembled once from the in-memory components.
+"""Few-step validation images: a pipeline with the student's inference scheduler, assembled once from the
+in-memory components.
 
-No reload from disk and no safety checker (unlike the reference); every chosen tracker gets the grids.
+No reload from disk and no safety checker (unlike the reference); every chosen tracker gets the grids. A
+latent-cache run has released its VAE and text encoders: they are loaded for the validation and released after.
 """
 
 from __future__ import annotations
@@ -9,22 +11,12 @@ import logging
 from pathlib import Path
 
 import torch
-from diffusers import LCMScheduler
 from PIL import Image
 
 from lcm_exp.models.attention import vae_decode_mode
 from lcm_exp.runlog.trackers import log_images
 
 log = logging.getLogger(__name__)
-
-
-def lcm_scheduler(noise_scheduler_config, objective_cfg) -> LCMScheduler:
-    """The inference scheduler matching training: same grid size (original_inference_steps) and scalings."""
-    return LCMScheduler.from_config(
-        noise_scheduler_config,
-        original_inference_steps=objective_cfg.num_ddim_timesteps,
-        timestep_scaling=objective_cfg.timestep_scaling_factor,
-    )
 
 
 @torch.no_grad()
@@ -45,11 +37,10 @@ def image_grid(images: list[Image.Image], cols: int) -> Image.Image:
 
 
 class Validator:
-    def __init__(self, cfg, objective_cfg, family, adapter, run_dir: Path, accelerator):
+    def __init__(self, cfg, scheduler, family, adapter, run_dir: Path, accelerator):
         self.cfg, self.family, self.adapter, self.accelerator = cfg, family, adapter, accelerator
         self.out_root = Path(run_dir) / "validation"
-        self.scheduler = lcm_scheduler(family.noise_scheduler.config, objective_cfg)
-        self.pipeline = None
+        self.scheduler = scheduler
 
     def guidance_scale(self) -> float:
         return self.cfg.guidance_scale if self.cfg.guidance_scale is not None else self.adapter.recommended_guidance_scale
@@ -62,30 +53,39 @@ class Validator:
             self.accelerator.wait_for_everyone()
             return out
         out.mkdir(parents=True, exist_ok=True)
-        res = self.family.cfg.resolution
-        decode_mode = vae_decode_mode(self.family.vae, slicing=self.cfg.vae_slicing, tiling=self.cfg.vae_tiling)
-        with self.adapter.inference_unet() as unet, decode_mode:
-            was_training = unet.training
-            unet.eval()
-            if self.pipeline is None:
-                self.pipeline = self.family.build_pipeline(unet, self.scheduler)
-                self.pipeline.set_progress_bar_config(disable=True)
-            self.pipeline.unet = unet
-            for n in self.cfg.num_inference_steps:
-                images = []
-                for prompt in self.cfg.prompts:
-                    for seed in self.cfg.seeds:
-                        generator = torch.Generator(self.accelerator.device).manual_seed(seed)
-                        with self.accelerator.autocast():
-                            latents = self.pipeline(
-                                prompt, num_inference_steps=n, guidance_scale=self.guidance_scale(),
-                                height=res, width=res, generator=generator, output_type="latent",
-                            ).images  # fmt: skip
-                        images += decode_latents(self.family.vae, latents)
-                grid = image_grid(images, cols=len(self.cfg.seeds))
-                grid.save(out / f"{n}-steps.png")
-                log_images(self.accelerator, f"validation/{n}_steps", [grid], step)
-            unet.train(was_training)
+        with self.family.encoders() as family, self.adapter.inference_denoiser() as net:
+            decode_mode = vae_decode_mode(family.vae, slicing=self.cfg.vae_slicing, tiling=self.cfg.vae_tiling)
+            was_training = net.training
+            net.eval()
+            pipeline = family.build_pipeline(net, self.scheduler)
+            pipeline.set_progress_bar_config(disable=True)
+            with decode_mode, self._autocast(net):
+                self._grids(pipeline, family.vae, out, step)
+            net.train(was_training)
         log.info("validation images: %s", out)
         self.accelerator.wait_for_everyone()
         return out
+
+    def _autocast(self, net):
+        """The run's autocast, or, when the frozen networks run in a lower dtype than the student (bf16 text encoders
+        beside an fp32 student), autocast to that dtype so the pipeline's tensors meet."""
+        frozen, device = self.family.weight_dtype, self.accelerator.device
+        if next(net.parameters()).dtype != frozen and self.accelerator.mixed_precision == "no":
+            return torch.autocast(device.type, dtype=frozen)
+        return self.accelerator.autocast()
+
+    def _grids(self, pipeline, vae, out: Path, step: int) -> None:
+        res = self.family.cfg.resolution
+        for n in self.cfg.num_inference_steps:
+            images = []
+            for prompt in self.cfg.prompts:
+                for seed in self.cfg.seeds:
+                    generator = torch.Generator(self.accelerator.device).manual_seed(seed)
+                    latents = pipeline(
+                        prompt, num_inference_steps=n, guidance_scale=self.guidance_scale(),
+                        height=res, width=res, generator=generator, output_type="latent",
+                    ).images  # fmt: skip
+                    images += decode_latents(vae, latents)
+            grid = image_grid(images, cols=len(self.cfg.seeds))
+            grid.save(out / f"{n}-steps.png")
+            log_images(self.accelerator, f"validation/{n}_steps", [grid], step)

@@ -110,10 +110,10 @@ def test_preset_teacher_loads_through_the_real_family_with_reproducible_random_w
     assert ensure_preset_teacher("cpu_small", tmp_path) == folder
     assert not list(folder.rglob("*.safetensors"))  # configs only
     family = random_init_family(SD15Family)(ModelConfig(family="sd15", teacher=str(folder), resolution=32))
-    assert tuple(family.unet.config.block_out_channels) == (64, 128, 256)
-    assert 17e6 < sum(p.numel() for p in family.unet.parameters()) < 19e6
-    fresh = family.load_unet()
-    assert all(torch.equal(a, b) for a, b in zip(fresh.parameters(), family.unet.parameters(), strict=True))
+    assert tuple(family.denoiser.config.block_out_channels) == (64, 128, 256)
+    assert 17e6 < sum(p.numel() for p in family.denoiser.parameters()) < 19e6
+    fresh = family.load_denoiser()
+    assert all(torch.equal(a, b) for a, b in zip(fresh.parameters(), family.denoiser.parameters(), strict=True))
     cond = family.encode_text({"captions": ["a red circle"]})
     assert cond.prompt_embeds.shape == (1, 77, 256)
     assert preset_spec("sdxl")["unet"]["cross_attention_dim"] == 2048

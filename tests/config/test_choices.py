@@ -46,7 +46,8 @@ def test_the_schema_declares_the_enumerations():
     keys = {key for key, _ in CASES}
     assert {"model.attention", "perf.solver_dtype", "data.source", "optim.lr_scheduler", "optim.name",
             "trainer.mixed_precision", "logger.name", "launcher.name", "adapter.name", "loss.name", "model.family",
-            "sweep.direction", "adapter.target", "data.filters.on_missing"} <= keys  # fmt: skip
+            "sweep.direction", "adapter.target", "data.filters.on_missing", "data.cache", "perf.frozen_dtype",
+            "model.vae_dtype", "objective.name"} <= keys  # fmt: skip
     assert dict(CASES)["model.attention"][1] is choices.ATTENTION_BACKENDS
 
 
@@ -73,6 +74,12 @@ def test_lr_schedulers_are_the_diffusers_ones():
     from diffusers.optimization import SchedulerType
 
     assert set(choices.LR_SCHEDULERS) == {s.value for s in SchedulerType}
+
+
+def test_objectives_are_the_built_ones():
+    from lcm_exp.train.components import OBJECTIVES
+
+    assert set(choices.OBJECTIVES) == set(OBJECTIVES)
 
 
 def test_families_are_the_registered_ones():

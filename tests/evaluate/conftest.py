@@ -18,4 +18,4 @@ def toy_family(tiny_toy_teacher):  # noqa: F811
 
 @pytest.fixture()
 def lcm(toy_family):
-    return LCMScheduler.from_config(toy_family.noise_scheduler.config, original_inference_steps=10)
+    return LCMScheduler.from_config(toy_family.scheduler_config, original_inference_steps=10)

@@ -5,17 +5,18 @@ import csv
 import pytest
 import torch
 
+from lcm_exp.config.schema import FullAdapterConfig, LoraAdapterConfig
 from lcm_exp.evaluate.core import evaluate_student
 from lcm_exp.evaluate.run import make_undistilled, toy_judge
 from lcm_exp.evaluate.settings import METHODS, EvalSettings
 
 SETTINGS = dict(steps=[1, 2], num_samples=6, reference_steps=4, batch_size=4, grid_samples=3)
-ZERO = {"name": "full", "time_cond_proj_dim": 32, "cond_proj_init": "zero"}
+ZERO = FullAdapterConfig(time_cond_proj_dim=32, cond_proj_init="zero")
 
 
 def _evaluate(family, lcm, student, cache_dir=None, out_dir=None, **overrides):
     world, classifier = toy_judge(family.teacher)
-    undistilled = make_undistilled(family, {"name": "full", "time_cond_proj_dim": 32, "cond_proj_init": "random"}, 0)
+    undistilled = make_undistilled(family, FullAdapterConfig(time_cond_proj_dim=32, cond_proj_init="random"), 0)
     return evaluate_student(family, student, lcm, EvalSettings(**{**SETTINGS, **overrides}), undistilled=undistilled,
                             toy_world=world, classifier=classifier, cache_dir=cache_dir, out_dir=out_dir)  # fmt: skip
 
@@ -48,7 +49,7 @@ def test_student_equal_to_teacher_reproduces_ddim(toy_family, lcm):
     sampler as the unguided one, exactly."""
     student = make_undistilled(toy_family, ZERO, 0)
     result = _evaluate(toy_family, lcm, student, w=0.0)
-    ac0 = float(toy_family.alphas_cumprod[0])
+    ac0 = float(toy_family.schedule.alphas_cumprod[0])
     for steps in (1, 2):
         det, ddim = result.latents[("student_det", steps)], result.latents[("teacher_nocfg", steps)]
         assert torch.equal(ddim, result.latents[("ddim_trailing", steps)])
@@ -79,11 +80,11 @@ def test_deterministic_given_seeds_and_cache_is_transparent(toy_family, lcm, tmp
 
 
 def test_undistilled_student_is_reproducible(toy_family):
-    cfg = {"name": "full", "time_cond_proj_dim": 32, "cond_proj_init": "random"}
+    cfg = FullAdapterConfig(time_cond_proj_dim=32, cond_proj_init="random")
     a, b, c = (make_undistilled(toy_family, cfg, s) for s in (0, 0, 1))
     wa, wb, wc = (m.time_embedding.cond_proj.weight for m in (a, b, c))
     assert torch.equal(wa, wb) and not torch.equal(wa, wc)
-    assert make_undistilled(toy_family, {"name": "lora"}, 0) is toy_family.unet
+    assert make_undistilled(toy_family, LoraAdapterConfig(), 0) is toy_family.denoiser
 
 
 @pytest.mark.parametrize("kind", ["sd15", "sdxl"])
@@ -97,8 +98,8 @@ def test_non_toy_teacher_skips_toy_metrics(kind, cache_dir):
 
     cls = SDXLModelConfig if kind == "sdxl" else ModelConfig
     family = get_family(kind)(cls(family=kind, teacher=str(ensure_tiny_teacher(kind, cache_dir)), resolution=64))
-    lcm = LCMScheduler.from_config(family.noise_scheduler.config, original_inference_steps=10)
-    student = make_undistilled(family, {"name": "full", "time_cond_proj_dim": 16, "cond_proj_init": "random"}, 0)
+    lcm = LCMScheduler.from_config(family.scheduler_config, original_inference_steps=10)
+    student = make_undistilled(family, FullAdapterConfig(time_cond_proj_dim=16, cond_proj_init="random"), 0)
     settings = EvalSettings(steps=[1], num_samples=3, reference_steps=2, prompts=["a red circle", "a cat"],
                             methods=["student", "ddim_trailing"])  # fmt: skip
     result = evaluate_student(family, student, lcm, settings)

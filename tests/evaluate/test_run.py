@@ -4,7 +4,15 @@ import csv
 
 import pytest
 import yaml
+from omegaconf import OmegaConf
 
+from lcm_exp.config.schema import (
+    FullAdapterConfig,
+    HuberLossConfig,
+    InlineLauncherConfig,
+    ModelConfig,
+    RunConfig,
+)
 from lcm_exp.evaluate.__main__ import main
 from lcm_exp.evaluate.run import make_undistilled
 
@@ -14,18 +22,17 @@ ARGS = ["--num-samples", "4", "--steps", "1", "2", "--reference-steps", "3", "--
 @pytest.fixture()
 def run_dir(tmp_path, toy_family, lcm):
     run = tmp_path / "run"
-    student = make_undistilled(toy_family, {"name": "full", "time_cond_proj_dim": 32, "cond_proj_init": "random"}, 7)
+    student = make_undistilled(toy_family, FullAdapterConfig(time_cond_proj_dim=32, cond_proj_init="random"), 7)
     student.save_pretrained(run / "model" / "unet")
     lcm.save_pretrained(run / "model" / "scheduler")
-    cfg = {
+    cfg = OmegaConf.merge(OmegaConf.structured(RunConfig), {
         "name": "toy", "seed": 0,
-        "model": {"family": "sd15", "teacher": toy_family.teacher, "revision": None, "variant": None, "vae": None,
-                  "vae_dtype": "fp32", "resolution": 32, "uncond": "empty_prompt", "attention": "sdpa"},
-        "adapter": {"name": "full", "time_cond_proj_dim": 32, "cond_proj_init": "random", "ema_decay": 0.95,
-                    "export_weights": "ema"},
-        "paths": {"cache_dir": str(tmp_path / "cache")},
-    }  # fmt: skip
-    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+        "model": ModelConfig(family="sd15", teacher=toy_family.teacher, resolution=32),
+        "adapter": FullAdapterConfig(time_cond_proj_dim=32, cond_proj_init="random"),
+        "loss": HuberLossConfig(), "launcher": InlineLauncherConfig(), "data": {"shards": "unused"},
+        "paths": {"cache_dir": str(tmp_path / "cache"), "log_dir": str(tmp_path), "output_dir": str(run)},
+    })  # fmt: skip
+    (run / "config.yaml").write_text(yaml.safe_dump(OmegaConf.to_container(cfg)))
     return run
 
 
@@ -51,7 +58,7 @@ def test_cli_errors_name_the_problem(run_dir, tmp_path):
     (run_dir / "model" / "unet" / "config.json").unlink()
     (run_dir / "model" / "unet" / "diffusion_pytorch_model.safetensors").unlink()
     (run_dir / "model" / "unet").rmdir()
-    with pytest.raises(FileNotFoundError, match="neither unet/ nor pytorch_lora_weights"):
+    with pytest.raises(FileNotFoundError, match="holds no exported full student"):
         main([str(run_dir), *ARGS])
 
 
@@ -77,3 +84,27 @@ def test_evaluate_from_loop_uses_the_live_student(toy_family, tmp_path):
     narrowed = evaluate_from_loop(cfg, toy_family, adapter, tmp_path / "run2", EvalSettings(num_samples=4, steps=[2],
                                   reference_steps=2, methods=["student"]))  # fmt: skip
     assert [r["method"] for r in narrowed.rows] == ["reference", "student"]
+
+
+def test_a_guidance_conditioned_lora_is_evaluated_with_its_w_embedding(cache_dir, tmp_path):
+    """The evaluation loads the student the way its adapter says a user does: load_lora_weights, then the trained
+    w embedding (time_cond_proj_dim), so the samplers embed w instead of running the plain LoRA."""
+    import torch
+
+    from lcm_exp.evaluate import samplers
+    from lcm_exp.evaluate.run import load_student
+    from lcm_exp.train.export import export_model
+    from tests.export.conftest import run_config, student
+
+    cfg = run_config(cache_dir, tmp_path, "model=tiny_sd15", "adapter=lora", "adapter.guidance_conditioned=true")
+    family, adapter = student(cfg)
+    with torch.no_grad():
+        adapter.net.time_embedding.cond_proj.weight.normal_()
+    trained = adapter.net.time_embedding.cond_proj.weight.detach().clone()
+    model_dir = export_model(cfg, family, adapter, tmp_path)
+
+    fresh = student(cfg)[0]
+    net = load_student(fresh, "lora", model_dir)
+    assert samplers.Denoiser(fresh, net).embedding_dim == cfg.adapter.time_cond_proj_dim
+    torch.testing.assert_close(net.time_embedding.cond_proj.weight, trained)
+    assert any("lora_" in name for name, _ in net.named_parameters())

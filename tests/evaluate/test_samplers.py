@@ -15,11 +15,11 @@ def _setup(toy_family, n=3):
 
 
 def test_ddim_trailing_matches_hand_written_ddim(toy_family):
-    unet, ac = toy_family.unet, toy_family.alphas_cumprod.float()
+    unet, ac = toy_family.denoiser, toy_family.schedule.alphas_cumprod.float()
     x, cond, uncond = _setup(toy_family)
-    scheduler = DDIMScheduler.from_config(toy_family.noise_scheduler.config, timestep_spacing="trailing",
+    scheduler = DDIMScheduler.from_config(toy_family.scheduler_config, timestep_spacing="trailing",
                                           set_alpha_to_one=False, clip_sample=False)  # fmt: skip
-    got = samplers.ddim_sample(unet, scheduler, x, 2, cond, uncond, w=3.0)
+    got = samplers.ddim_sample(samplers.Denoiser(toy_family, unet), scheduler, x, 2, cond, uncond, w=3.0)
     z = x
     for t, prev in [(999, 499), (499, None)]:  # trailing: round(arange(1000, 0, -500)) - 1
         with torch.no_grad():
@@ -33,17 +33,15 @@ def test_ddim_trailing_matches_hand_written_ddim(toy_family):
 
 
 def _consistency_student(toy_family):
-    from lcm_exp.adapters.full import make_student_unet
-
-    return make_student_unet(toy_family.load_unet(), 32, "zero").eval()
+    return toy_family.guided_student(toy_family.load_denoiser(), 32, "zero").eval()
 
 
 def test_deterministic_variant_reuses_the_model_noise(toy_family, lcm):
     """x_next = a * (c_skip x + c_out x0) + s * eps_model on the LCM timesteps (N=10, 2 steps: 999, 499)."""
     student = _consistency_student(toy_family)
-    ac = toy_family.alphas_cumprod.float()
+    ac = toy_family.schedule.alphas_cumprod.float()
     x, cond, _ = _setup(toy_family)
-    got = samplers.lcm_deterministic_sample(student, lcm, x, 2, cond, w=3.0)
+    got = samplers.lcm_deterministic_sample(samplers.Denoiser(toy_family, student), lcm, x, 2, cond, w=3.0)
     w_emb = guidance_embedding(torch.full((3,), 3.0), 32)
     z = x
     for t, nxt in [(999, 499), (499, None)]:
@@ -58,7 +56,7 @@ def test_deterministic_variant_reuses_the_model_noise(toy_family, lcm):
 
 
 def test_lcm_one_step_has_no_noise_and_equals_the_deterministic_variant(toy_family, lcm):
-    student = _consistency_student(toy_family)
+    student = samplers.Denoiser(toy_family, _consistency_student(toy_family))
     x, cond, _ = _setup(toy_family)
     gens = [torch.Generator().manual_seed(i) for i in range(3)]
     one = samplers.lcm_sample(student, lcm, x, 1, cond, 3.0, gens)
@@ -67,7 +65,7 @@ def test_lcm_one_step_has_no_noise_and_equals_the_deterministic_variant(toy_fami
 
 def test_lcm_noise_is_per_sample(toy_family, lcm):
     """The re-noising of sample i depends only on its own generator, not on the batch it is in."""
-    student = _consistency_student(toy_family)
+    student = samplers.Denoiser(toy_family, _consistency_student(toy_family))
     x, cond, _ = _setup(toy_family)
     full = samplers.lcm_sample(student, lcm, x, 2, cond, 3.0, [torch.Generator().manual_seed(i) for i in range(3)])
     gens = [torch.Generator().manual_seed(i) for i in (1, 2)]
@@ -76,4 +74,4 @@ def test_lcm_noise_is_per_sample(toy_family, lcm):
 
 
 def test_teacher_without_cond_proj_gets_no_embedding(toy_family):
-    assert samplers.student_embedding(toy_family.unet, 3.0, 2, "cpu") is None
+    assert samplers.student_embedding(samplers.Denoiser(toy_family, toy_family.denoiser), 3.0, 2, "cpu") is None

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from lcm_exp.adapters import build_adapter
+from lcm_exp.adapters import AdapterOptions, build_adapter
 from lcm_exp.models.registry import get_family
 from tests.config.compose import compose_config
 
@@ -21,7 +21,7 @@ def run_config(cache_dir: str, out: Path, *overrides: str):
 
 def student(cfg):
     family = get_family(cfg.model.family)(cfg.model, device="cpu", weight_dtype="fp32")
-    return family, build_adapter(cfg.adapter, family)
+    return family, build_adapter(cfg.adapter, family, AdapterOptions())
 
 
 def python_blocks(markdown: str) -> list[str]:

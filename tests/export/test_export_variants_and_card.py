@@ -62,7 +62,7 @@ def test_full_card_names_teacher_convention_steps_guidance_and_variant(make):
     meta = front_matter(card)
     assert meta["library_name"] == "diffusers" and "base_model" not in meta, "a local teacher is no hub base_model"
     hub_cfg = replace(cfg, model=replace(cfg.model, teacher="stable-diffusion-v1-5/stable-diffusion-v1-5"))
-    hub_card = model_card(hub_cfg, family, adapter, "me/lcm", ["unet/"])
+    hub_card = model_card(hub_cfg, family, adapter, "LCMScheduler", "me/lcm", ["unet/"])
     assert front_matter(hub_card)["base_model"] == "stable-diffusion-v1-5/stable-diffusion-v1-5"
     assert 'model_id = "me/lcm"' in hub_card
 
@@ -89,6 +89,18 @@ def test_card_snippet_runs_as_written(make, tmp_path, monkeypatch, model, adapte
         assert namespace["pipe"].unet.config.time_cond_proj_dim == cfg.adapter.time_cond_proj_dim
     pixels = np.asarray(namespace["image"])
     assert pixels.ndim == 3 and pixels.shape[2] == 3 and pixels.std() > 0
+
+
+@pytest.mark.parametrize(("loss", "stated"), [
+    ("loss=pseudo_huber", "pseudo_huber (scale=0.00054)"),
+    ("loss.huber_c=0.01", "huber (huber_c=0.01)"),
+    ("loss=l2", "| loss | l2 |"),
+])  # fmt: skip
+def test_card_states_every_loss_and_objective_parameter(make, loss, stated):
+    cfg, family, adapter, run_dir = make("model=tiny_sd15", "adapter=lora", loss)
+    card = model_card(cfg, family, adapter, "LCMScheduler", "x", ["pytorch_lora_weights.safetensors"])
+    assert stated in card
+    assert "lcd (num_ddim_timesteps=50, timestep_scaling_factor=10.0, sigma_data=0.5)" in card
 
 
 def test_card_points_at_the_hub_repo_when_the_run_uploads(make):

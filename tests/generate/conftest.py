@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.export.conftest import make  # noqa: F401  (in-process family + adapter, for the attention tests)
 from tests.train.runner import launch
 
 FAST = ["model=tiny_sd15", "trainer.max_train_steps=2", "validation.at_end=false"]

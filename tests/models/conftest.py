@@ -64,3 +64,6 @@ def sdxl_family(sdxl_teacher):
     from lcm_exp.models.sdxl import SDXLFamily
 
     return SDXLFamily(_sdxl_cfg(sdxl_teacher))  # uncond=zeros, the SDXL default
+
+
+from tests.export.conftest import make  # noqa: E402,F401  (in-process family + adapter, for the attention tests)

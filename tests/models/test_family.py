@@ -42,12 +42,12 @@ def test_read_scheduler_config_needs_no_weights(sd15_teacher, sd15_v_teacher, tm
 
 def test_schedule(sd15_family, sd15_v_teacher, sd15_cfg):
     fam = sd15_family
-    assert (fam.prediction_type, fam.num_train_timesteps) == ("epsilon", 1000)
+    assert (fam.schedule.prediction_type, fam.schedule.num_train_timesteps) == ("epsilon", 1000)
     betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=torch.float64) ** 2  # scaled_linear
-    assert fam.alphas_cumprod.dtype == torch.float64
-    torch.testing.assert_close(fam.alphas_cumprod, torch.cumprod(1 - betas, 0), rtol=1e-5, atol=1e-7)
-    assert abs(fam.alphas_cumprod[999].item() - 0.004660) < 1e-5  # SD1.5's last alpha_bar
-    assert SD15Family(sd15_cfg(sd15_v_teacher)).prediction_type == "v_prediction"
+    assert fam.schedule.alphas_cumprod.dtype == torch.float64
+    torch.testing.assert_close(fam.schedule.alphas_cumprod, torch.cumprod(1 - betas, 0), rtol=1e-5, atol=1e-7)
+    assert abs(fam.schedule.alphas_cumprod[999].item() - 0.004660) < 1e-5  # SD1.5's last alpha_bar
+    assert SD15Family(sd15_cfg(sd15_v_teacher)).schedule.prediction_type == "v_prediction"
 
 
 def test_sd15_cond_and_uncond(sd15_family, sd15_teacher):
@@ -83,17 +83,17 @@ def test_encode_images_samples_the_posterior(sd15_family, sd15_teacher):
 
 def test_frozen_teacher_and_fresh_unet(sd15_family):
     fam = sd15_family
-    for module in [fam.unet, fam.vae, *fam.text_encoders]:
+    for module in [fam.denoiser, fam.vae, *fam.text_encoders]:
         assert not module.training and not any(p.requires_grad for p in module.parameters())
-    fresh = fam.load_unet()
-    assert fresh is not fam.unet and all(p.requires_grad for p in fresh.parameters())
-    for (name, a), b in zip(fresh.state_dict().items(), fam.unet.state_dict().values(), strict=True):
+    fresh = fam.load_denoiser()
+    assert fresh is not fam.denoiser and all(p.requires_grad for p in fresh.parameters())
+    for (name, a), b in zip(fresh.state_dict().items(), fam.denoiser.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
 
 
 def test_dtypes_follow_config(sd15_teacher, sd15_cfg):
     fam = SD15Family(sd15_cfg(sd15_teacher, vae_dtype="bf16"), device="cpu", weight_dtype="bf16")
-    assert fam.unet.dtype == fam.text_encoders[0].dtype == fam.vae.dtype == torch.bfloat16
+    assert fam.denoiser.dtype == fam.text_encoders[0].dtype == fam.vae.dtype == torch.bfloat16
     assert fam.encode_text({"captions": ["a red circle"]}).prompt_embeds.dtype == torch.bfloat16
     assert fam.encode_images(torch.zeros(1, 3, 64, 64)).dtype == torch.float32
 
@@ -127,7 +127,7 @@ def test_hub_id_goes_through_from_pretrained(sd15_cfg):
 
 
 def test_sd15_pipeline_from_memory(sd15_family):
-    pipe = sd15_family.build_pipeline(sd15_family.unet, LCMScheduler.from_config(sd15_family.noise_scheduler.config))
+    pipe = sd15_family.build_pipeline(sd15_family.denoiser, LCMScheduler.from_config(sd15_family.scheduler_config))
     assert isinstance(pipe, StableDiffusionPipeline) and pipe.safety_checker is None
     assert pipe.vae is sd15_family.vae and pipe.text_encoder is sd15_family.text_encoders[0]
     pipe.set_progress_bar_config(disable=True)

@@ -6,6 +6,7 @@ from diffusers import LCMScheduler, StableDiffusionXLPipeline
 from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from lcm_exp.models.sdxl import SDXLFamily
+from lcm_exp.models.unet_family import unet_kwargs
 
 RES = 64
 
@@ -82,9 +83,9 @@ def test_unet_accepts_conditioning_and_pipeline(sdxl_family):
     both = cond.cat(sdxl_family.unconditional(cond))
     latents = sdxl_family.encode_images(torch.zeros(2, 3, RES, RES))
     with torch.no_grad():
-        out = sdxl_family.unet(latents.repeat(2, 1, 1, 1), torch.tensor([999] * 4), **both.unet_kwargs()).sample
+        out = sdxl_family.denoiser(latents.repeat(2, 1, 1, 1), torch.tensor([999] * 4), **unet_kwargs(both)).sample
     assert out.shape == (4, 4, RES // 8, RES // 8) and torch.isfinite(out).all()
-    pipe = sdxl_family.build_pipeline(sdxl_family.unet, LCMScheduler.from_config(sdxl_family.noise_scheduler.config))
+    pipe = sdxl_family.build_pipeline(sdxl_family.denoiser, LCMScheduler.from_config(sdxl_family.scheduler_config))
     assert isinstance(pipe, StableDiffusionXLPipeline) and pipe.text_encoder_2 is sdxl_family.text_encoders[1]
     pipe.set_progress_bar_config(disable=True)
     images = pipe(

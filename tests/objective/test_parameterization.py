@@ -58,7 +58,26 @@ def test_v_prediction_hand_values():
     assert x0.item() == pytest.approx(0.2) and eps.item() == pytest.approx(1.1)
 
 
+def test_flow_velocity_recovers_x0_eps_and_is_the_euler_step():
+    """x = (1 - sig) x0 + sig eps, v = eps - x0 (objectives-facts 3.1); the jump (1 - sig') x0 + sig' eps from the
+    recovered pair is FlowMatchEulerDiscreteScheduler's step x + (sig' - sig) v."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    g = torch.Generator().manual_seed(0)
+    x0, eps = torch.randn(2, 4, 3, 3, generator=g), torch.randn(2, 4, 3, 3, generator=g)
+    sched = FlowMatchEulerDiscreteScheduler(shift=3.0)
+    sched.set_timesteps(4)
+    sig, sig_next = sched.sigmas[1], sched.sigmas[2]
+    x, v = (1 - sig) * x0 + sig * eps, eps - x0
+    got_x0, got_eps = predicted_x0_eps(v, x, 1 - sig, sig, "flow")
+    torch.testing.assert_close(got_x0, x0, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got_eps, eps, rtol=1e-5, atol=1e-5)
+    sched._step_index = 1
+    euler = sched.step(v, sched.timesteps[1], x).prev_sample
+    torch.testing.assert_close((1 - sig_next) * got_x0 + sig_next * got_eps, euler, rtol=1e-5, atol=1e-5)
+
+
 def test_unknown_prediction_type_lists_valid_ones(case):
     x0, eps, a, s, x_t = case
-    with pytest.raises(ValueError, match="'flow'.*epsilon, v_prediction, sample"):
-        predicted_x0_eps(eps, x_t, a, s, "flow")
+    with pytest.raises(ValueError, match="'velocity'.*epsilon, v_prediction, sample, flow"):
+        predicted_x0_eps(eps, x_t, a, s, "velocity")

@@ -7,7 +7,7 @@ from diffusers.pipelines.latent_consistency_models import LatentConsistencyModel
 from torch import nn
 
 from lcm_exp.conditioning import Conditioning
-from lcm_exp.objective import DDIMSolver, DistillModels, ObjectiveSpec, build_loss, distill_step
+from lcm_exp.objective import DDIMSolver, DDPMSchedule, DistillModels, ObjectiveSpec, build_loss, distill_step
 
 B, C, H, W, L, D = 8, 4, 3, 3, 5, 6
 N_DDIM = 5  # k = 200, grid 199, 399, ..., 999
@@ -103,8 +103,8 @@ def make_setup(emb_dim=8, prediction_type="epsilon", w_min=3.0, w_max=15.0, loss
     student, teacher, target = Tiny(1, emb_dim), Tiny(2, None), Tiny(3, emb_dim)
     models = DistillModels(student=student, teacher=teacher, target=target, guidance_embedding_dim=emb_dim)
     loss_fn = build_loss("l2") if loss == "l2" else build_loss("huber", huber_c=0.05)
-    spec = ObjectiveSpec(prediction_type=prediction_type, loss=loss_fn, w_min=w_min, w_max=w_max, **spec_kw)
-    solver = DDIMSolver(torch.from_numpy(sd_alphas_cumprod()), N_DDIM)
+    spec = ObjectiveSpec(loss=loss_fn, w_min=w_min, w_max=w_max, **spec_kw)
+    solver = DDIMSolver(DDPMSchedule(torch.from_numpy(sd_alphas_cumprod()), prediction_type), N_DDIM)
     return z0, cond, uncond, models, solver, spec
 
 
@@ -239,9 +239,9 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="batch sizes differ"):
         distill_step(z0, cond[:3], uncond, models, solver, spec, None)
     with pytest.raises(ValueError, match="'eps'.*epsilon, v_prediction, sample"):
-        ObjectiveSpec(prediction_type="eps", loss=build_loss("l2"), w_min=3, w_max=15)
+        DDPMSchedule(torch.from_numpy(sd_alphas_cumprod()), "eps")
     with pytest.raises(ValueError, match="w_min"):
-        ObjectiveSpec(prediction_type="epsilon", loss=build_loss("l2"), w_min=16, w_max=15)
+        ObjectiveSpec(loss=build_loss("l2"), w_min=16, w_max=15)
     spec.loss = lambda p, t: ((p - t) ** 2).mean()
     with pytest.raises(ValueError, match="per-sample"):
         distill_step(z0, cond, uncond, models, solver, spec, None)

@@ -6,27 +6,21 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import types
 
 import pytest
 import torch
 from diffusers import DDPMScheduler, UNet2DConditionModel
 
-from lcm_exp.adapters.full import make_student_unet
 from lcm_exp.conditioning import Conditioning
-from lcm_exp.objective import DistillModels, build_loss, distill_step, unet_fn
-from lcm_exp.perf.components import build_solver, objective_spec
-from lcm_exp.perf.modules import configure_unets
+from lcm_exp.config.schema import GuidanceConfig, HuberLossConfig, L2LossConfig, ObjectiveConfig
+from lcm_exp.models.unet_family import make_student_unet, unet_fn
+from lcm_exp.objective import DDPMSchedule, DistillModels, distill_step
+from lcm_exp.perf.switches import set_memory_format
+from lcm_exp.train.components import build_solver, objective_spec
 
 B, TXT, EMB = 3, 32, 16
 MATH_SWITCHES = ("teacher_single_pass", "no_grad_first", "host_side_sampling", "solver_dtype", "channels_last")
-
-
-class _Guidance:
-    w_min, w_max = 3.0, 15.0
-
-
-class _Objective:
-    num_ddim_timesteps, sigma_data, timestep_scaling_factor = 50, 0.5, 10.0
 
 
 def _nets(sdxl: bool, dtype: torch.dtype):
@@ -77,13 +71,14 @@ def _inputs(sdxl: bool, dtype: torch.dtype):
     return z0.to(dtype), cond(1.0), cond(0.0)
 
 
-def _step(perf, nets, inputs, prediction_type, loss=("l2", {})):
-    """distill_step through the perf mapping the loop and the bench use; returns (StepOutput, student grads)."""
+def _step(perf, nets, inputs, prediction_type, loss=L2LossConfig()):
+    """distill_step through the config-to-step builders the run builder uses; returns (StepOutput, student grads)."""
     teacher, student, target = (copy.deepcopy(m) for m in nets)
-    configure_unets([teacher, student, target], perf)
+    set_memory_format([teacher, student, target], perf.channels_last)
     alphas = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012).alphas_cumprod
-    solver = build_solver(alphas.double(), _Objective.num_ddim_timesteps, "cpu", perf)
-    spec = objective_spec(prediction_type, build_loss(loss[0], **loss[1]), _Guidance, _Objective, perf)
+    solver = build_solver(DDPMSchedule(alphas, prediction_type), 50, "cpu", perf.solver_dtype)
+    cfg = types.SimpleNamespace(perf=perf, loss=loss, guidance=GuidanceConfig(3.0, 15.0), objective=ObjectiveConfig())
+    spec = objective_spec(cfg)
     models = DistillModels(unet_fn(student), unet_fn(teacher), unet_fn(target), guidance_embedding_dim=EMB)
     out = distill_step(*inputs, models, solver, spec, torch.Generator().manual_seed(0))
     out.loss.backward()
@@ -104,7 +99,7 @@ def test_presets_differ_in_every_math_switch(parity, optimised):
 def test_parity_and_optimised_fp32_same_loss_and_gradients(parity, optimised, sdxl, prediction_type):
     """L2 here: the Huber loss with c = 0.001 multiplies fp32 round-off of pred - target by up to 1/c in its
     gradient (~3e-5 relative at this size), which says nothing about the switches; the float64 test uses Huber."""
-    loss = ("l2", {})
+    loss = L2LossConfig()
     nets, inputs = _nets(sdxl, torch.float32), _inputs(sdxl, torch.float32)
     ref, ref_grads = _step(parity, nets, inputs, prediction_type, loss)
     opt, opt_grads = _step(optimised, nets, inputs, prediction_type, loss)
@@ -127,7 +122,7 @@ def test_each_switch_is_the_same_math_in_float64(parity, optimised, switch):
     if switch == "channels_last":
         other = dataclasses.replace(other, channels_last=True)
     tol = 1e-6 if other.solver_dtype == "fp32" else 1e-10
-    huber = ("huber", {"huber_c": 0.001})  # the reference's default loss
+    huber = HuberLossConfig(huber_c=0.001)  # the reference's default loss
     ref, ref_grads = _step(base, nets, inputs, "epsilon", huber)
     out, grads = _step(other, nets, inputs, "epsilon", huber)
     assert abs(ref.loss.item() - out.loss.item()) <= tol * ref.loss.item()

@@ -28,7 +28,7 @@ from lcm_exp.data.spec import DataSpec
 from lcm_exp.data.synthetic import synthetic_samples
 from lcm_exp.data.webdataset_pipeline import build_dataloader
 from lcm_exp.models.tiny import ensure_tiny_teacher
-from lcm_exp.perf.train_step import FamilyEncoder
+from lcm_exp.train.encoders import FamilyEncoder
 
 RES, BATCH = 64, 4
 
@@ -74,9 +74,9 @@ def test_cached_run_gives_the_same_losses_as_the_image_run(cache_dir, shard, tmp
     losses = {}
     for name, c in (("images", cfg), ("cache", cached_cfg)):
         built = assemble(c, accelerator, cache_shards=spec if name == "cache" else None)
-        batches = [next(built.batches) for _ in range(2)]  # first: the image pipeline draws from torch's RNG
+        batches = [next(built.stream) for _ in range(2)]  # first: the image pipeline draws from torch's RNG
         torch.manual_seed(123)  # the same random stream for the VAE sample, grid index, noise and w
-        losses[name] = [built.step(b)[0].loss.item() for b in batches]
+        losses[name] = [built.run.step(b).out.loss.item() for b in batches]
         losses[name + "_keys"] = [b["keys"] for b in batches]
         accelerator.free_memory()
 

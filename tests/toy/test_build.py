@@ -46,7 +46,7 @@ def test_layout_loads_with_diffusers_and_the_family(tiny_toy_teacher):
     world = read_toy_world(tiny_toy_teacher)
     assert pipe.vae.config.scaling_factor == pytest.approx(world["vae_scaling_factor"])
     family = SD15Family(ModelConfig(family="sd15", teacher=str(tiny_toy_teacher), resolution=32))
-    assert family.prediction_type == "epsilon" and family.num_train_timesteps == 1000
+    assert family.schedule.prediction_type == "epsilon" and family.schedule.num_train_timesteps == 1000
     latents = family.encode_images(torch.zeros(2, 3, 32, 32))
     assert latents.shape == (2, 4, 8, 8)
     cond = family.encode_text({"captions": ["a red circle on the left on a white background", ""]})

@@ -1,4 +1,4 @@
-"""distill_step end to end with real tiny diffusers UNets through the contract's call convention."""
+"""distill_step end to end with real tiny diffusers UNets through the UNet families' call convention (unet_fn)."""
 
 import copy
 
@@ -7,7 +7,8 @@ import torch
 from diffusers import DDPMScheduler, UNet2DConditionModel
 
 from lcm_exp.conditioning import Conditioning
-from lcm_exp.objective import DDIMSolver, DistillModels, ObjectiveSpec, build_loss, distill_step, unet_fn
+from lcm_exp.models.unet_family import unet_fn
+from lcm_exp.objective import DDIMSolver, DDPMSchedule, DistillModels, ObjectiveSpec, build_loss, distill_step
 
 B, TXT = 2, 32
 
@@ -44,8 +45,8 @@ def test_full_student_with_guidance_embedding(sdxl):
     z0 = torch.randn(B, 4, 8, 8, generator=g)
     cond, uncond = conditioning(g, sdxl, 1.0), conditioning(g, sdxl, 0.0)
     models = DistillModels(unet_fn(student), unet_fn(teacher), unet_fn(target), guidance_embedding_dim=16)
-    solver = DDIMSolver(DDPMScheduler(beta_schedule="scaled_linear").alphas_cumprod.double(), 50)
-    spec = ObjectiveSpec(prediction_type="epsilon", loss=build_loss("huber", huber_c=0.001), w_min=3.0, w_max=15.0)
+    solver = DDIMSolver(DDPMSchedule(DDPMScheduler(beta_schedule="scaled_linear").alphas_cumprod), 50)
+    spec = ObjectiveSpec(loss=build_loss("huber", huber_c=0.001), w_min=3.0, w_max=15.0)
 
     out = distill_step(z0, cond, uncond, models, solver, spec, torch.Generator().manual_seed(1))
     out.loss.backward()
@@ -66,8 +67,8 @@ def test_lora_style_student_is_target_without_embedding():
     g = torch.Generator().manual_seed(0)
     z0 = torch.randn(B, 4, 8, 8, generator=g)
     models = DistillModels(unet_fn(unet), unet_fn(teacher), unet_fn(unet), guidance_embedding_dim=None)
-    solver = DDIMSolver(DDPMScheduler(beta_schedule="scaled_linear").alphas_cumprod, 50)
-    spec = ObjectiveSpec(prediction_type="v_prediction", loss=build_loss("l2"), w_min=8.0, w_max=8.0)
+    solver = DDIMSolver(DDPMSchedule(DDPMScheduler(beta_schedule="scaled_linear").alphas_cumprod, "v_prediction"), 50)
+    spec = ObjectiveSpec(loss=build_loss("l2"), w_min=8.0, w_max=8.0)
     out = distill_step(z0, conditioning(g, False, 1.0), conditioning(g, False, 0.0), models, solver, spec,
                        torch.Generator().manual_seed(2))
     out.loss.backward()

@@ -11,7 +11,7 @@ from diffusers.models.attention_processor import Attention, AttnProcessor, AttnP
 from lcm_exp.config.errors import ConfigError
 from lcm_exp.config.validate import validate_config
 from lcm_exp.models import attention
-from lcm_exp.models.attention import apply_attention_backend, check_backend, vae_decode_mode
+from lcm_exp.models.attention import check_backend, set_attention_backend, vae_decode_mode
 from tests.config.compose import compose_config
 
 
@@ -19,23 +19,25 @@ def layers(*modules) -> list[Attention]:
     return [m for module in modules for m in module.modules() if isinstance(m, Attention)]
 
 
-def test_sdpa_reaches_teacher_student_target_and_vae_and_keeps_the_math(make):
+def test_sdpa_switches_every_layer_of_the_given_networks_and_keeps_the_math(make):
     cfg, family, adapter, _ = make("model=tiny_sd15", "adapter=full")
-    nets = [family.unet, family.vae, adapter.student, adapter.target]
+    nets = [family.denoiser, family.vae, *adapter.networks()]
     for net in nets:
         net.set_attn_processor(AttnProcessor())  # the classic, unfused kernel
     x, t = torch.randn(1, 4, 4, 4), torch.tensor([500])
-    text = torch.randn(1, 77, family.unet.config.cross_attention_dim)
-    before = family.unet(x, t, encoder_hidden_states=text).sample
-    assert apply_attention_backend("sdpa", family, adapter) == len(layers(*nets)) > 0
+    text = torch.randn(1, 77, family.denoiser.config.cross_attention_dim)
+    before = family.denoiser(x, t, encoder_hidden_states=text).sample
+    assert set_attention_backend("sdpa", nets) == len(layers(*nets)) > 0
     assert all(type(layer.processor) is AttnProcessor2_0 for layer in layers(*nets))
-    torch.testing.assert_close(family.unet(x, t, encoder_hidden_states=text).sample, before, rtol=1e-4, atol=1e-5)
+    after = family.denoiser(x, t, encoder_hidden_states=text).sample
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-5)
 
 
-def test_lora_teacher_and_student_are_one_unet_switched_once_and_classic_is_unfused(make):
+def test_lora_teacher_and_student_are_one_network_switched_once_and_classic_is_unfused(make):
     _, family, adapter, _ = make("model=tiny_sd15", "adapter=lora")
-    assert apply_attention_backend("classic", family, adapter) == len(layers(family.unet, family.vae))
-    assert all(type(layer.processor) is AttnProcessor for layer in layers(family.unet, family.vae))
+    nets = [family.denoiser, family.vae, *adapter.networks()]
+    assert set_attention_backend("classic", nets) == len(layers(family.denoiser, family.vae))
+    assert all(type(layer.processor) is AttnProcessor for layer in layers(family.denoiser, family.vae))
 
 
 def test_xformers_is_refused_with_a_clear_message(monkeypatch):

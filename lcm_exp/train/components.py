@@ -1,0 +1,52 @@
+"""Config -> the objective's parts: the teacher's solver, the consistency objective, the loss, the step's spec."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from lcm_exp.objective import LCD, ConsistencyObjective, DDIMSolver, ObjectiveSpec, build_loss
+from lcm_exp.objective.losses import LossFn
+
+SOLVER_DTYPES = {"fp32": torch.float32, "fp64": torch.float64}
+OBJECTIVES: dict[str, type[ConsistencyObjective]] = {"lcd": LCD}
+
+
+def build_solver(schedule, num_ddim_timesteps: int, device, solver_dtype: str = "fp32") -> DDIMSolver:
+    """The teacher's jump solver, its jump table in float32 on the device, or float64 (``perf.solver_dtype=fp64``,
+    the reference's numpy table)."""
+    return DDIMSolver(schedule, num_ddim_timesteps, device=device, dtype=SOLVER_DTYPES[solver_dtype])
+
+
+def objective_from_config(objective_cfg) -> ConsistencyObjective:
+    """The consistency objective named by ``objective.name`` with its parameters (the grid size is the solver's)."""
+    cls = OBJECTIVES[objective_cfg.name]
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in dataclasses.asdict(objective_cfg).items() if k in names})
+
+
+def loss_from_config(loss_cfg) -> LossFn:
+    """The loss named by the ``loss`` group, with its variant's parameters (huber_c, scale, ...)."""
+    params = {k: v for k, v in dataclasses.asdict(loss_cfg).items() if k != "name"}
+    return build_loss(loss_cfg.name, **params)
+
+
+def objective_spec(cfg) -> ObjectiveSpec:
+    """``ObjectiveSpec`` of a RunConfig: loss, guidance range, objective, and the step-order perf switches."""
+    perf = cfg.perf
+    return ObjectiveSpec(
+        loss=loss_from_config(cfg.loss),
+        w_min=cfg.guidance.w_min,
+        w_max=cfg.guidance.w_max,
+        objective=objective_from_config(cfg.objective),
+        teacher_single_pass=perf.teacher_single_pass,
+        no_grad_first=perf.no_grad_first,
+        host_side_sampling=perf.host_side_sampling,
+    )
+
+
+def inference_scheduler(cfg, family):
+    """The diffusers scheduler that samples this run's student: the objective's, on the teacher's schedule kind."""
+    objective = objective_from_config(cfg.objective)
+    return objective.inference_scheduler(family.schedule.kind, family.scheduler_config, cfg.objective.num_ddim_timesteps)
