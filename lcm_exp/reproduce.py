@@ -43,7 +43,7 @@ def _redacted_keys(node, prefix: str = "") -> list[str]:
         return [k for key, v in node.items() for k in _redacted_keys(v, f"{prefix}{key}.")]
     if isinstance(node, list):
         return [k for i, v in enumerate(node) for k in _redacted_keys(v, f"{prefix}{i}.")]
-    return [prefix[:-1]] if node == REDACTED else []
+    return [prefix[:-1]] if isinstance(node, str) and REDACTED in node else []  # a whole value or a part of one
 
 
 def typed_config(recorded: dict, overrides: list[str]) -> DictConfig:

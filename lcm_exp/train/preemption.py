@@ -1,4 +1,10 @@
-"""SIGTERM/SIGINT -> checkpoint at the next step boundary and exit cleanly (SLURM sends SIGTERM before a kill)."""
+"""SIGTERM/SIGINT -> checkpoint at the next step boundary and exit cleanly (SLURM sends SIGTERM before a kill).
+
+Two layers: the loop's :class:`PreemptionFlag` turns a signal into a checkpoint at the next step; outside the
+loop (loading the teacher, building data, exporting) the task's :class:`StopOnSignal` turns it into
+:class:`StopRequested` at once, so the run record still ends 'preempted' instead of staying 'running'. The
+loop's flag installs itself over the task's handler and puts it back when the loop ends.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,43 @@ class Preempted(Exception):
     def __init__(self, step: int, checkpoint):
         self.step, self.checkpoint = step, checkpoint
         super().__init__(f"preempted at step {step}; checkpoint {checkpoint}; rerun the same command to resume")
+
+
+class StopRequested(BaseException):
+    """A stop signal outside the training loop: nothing to checkpoint there; the same command starts again.
+
+    A BaseException, like KeyboardInterrupt, so that library code catching Exception cannot swallow it."""
+
+    def __init__(self, signame: str):
+        self.signame = signame
+        super().__init__(f"{signame} received outside the training steps (nothing to checkpoint there); "
+                         "rerun the same command to continue")  # fmt: skip
+
+
+class StopOnSignal:
+    """Task-wide handlers (a context) from the task's first line: SIGTERM/SIGINT raise StopRequested."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self._previous: dict = {}
+
+    def _handle(self, signum, frame):
+        raise StopRequested(signal.Signals(signum).name)
+
+    def __enter__(self):
+        for sig in self.SIGNALS:
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+        return False
 
 
 class PreemptionFlag:
