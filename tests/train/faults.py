@@ -16,6 +16,7 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # this checkout's lcm_exp, whatever is installed
 
 
 def slow_teacher() -> None:
@@ -61,5 +62,4 @@ if __name__ == "__main__":
     fault, *args = sys.argv[1:]
     {"slow_teacher": slow_teacher, "full_disk": full_disk}[fault]()
     sys.argv = [str(ROOT / "launch.py"), *args]
-    sys.path.insert(0, str(ROOT))
     runpy.run_path(str(ROOT / "launch.py"), run_name="__main__")

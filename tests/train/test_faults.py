@@ -107,13 +107,20 @@ def test_a_corrupt_rng_file_on_resume_warns_naming_it(tmp_path, caplog):
 
 
 FAKE_LAUNCHER = textwrap.dedent("""
-    # accelerate launch's simple launcher: on SIGTERM it terminates its worker and exits 143
-    import signal, subprocess, sys
+    # accelerate launch's simple launcher: on SIGTERM it terminates its worker, kills it if it is still there a
+    # moment later (accelerate waits 5 s; the fake worker's "checkpoint" takes longer than this one's grace), and
+    # exits 143
+    import signal, subprocess, sys, time
     worker = subprocess.Popen([sys.executable, "-c", sys.argv[1], "lcm_exp.launchers.worker", sys.argv[2]])
     def stop(signum, frame):
-        worker.terminate(); worker.wait(); sys.exit(143)
+        worker.terminate()
+        time.sleep(0.2)
+        worker.kill()
+        sys.exit(143)
     signal.signal(signal.SIGTERM, stop)
-    sys.exit(worker.wait())
+    while worker.poll() is None:
+        time.sleep(0.05)
+    sys.exit(worker.returncode)
 """)
 FAKE_WORKER = textwrap.dedent("""
     # a worker: on SIGTERM it checkpoints (here: a short sleep) and reports 'preempted', exit 0
