@@ -33,8 +33,8 @@ class StopRequested(BaseException):
                          "rerun the same command to continue")  # fmt: skip
 
 
-class StopOnSignal:
-    """Task-wide handlers (a context) from the task's first line: SIGTERM/SIGINT raise StopRequested."""
+class _Handlers:
+    """SIGTERM/SIGINT go to ``_handle`` inside the context; the previous handlers come back at its end."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -42,39 +42,7 @@ class StopOnSignal:
         self._previous: dict = {}
 
     def _handle(self, signum, frame):
-        raise StopRequested(signal.Signals(signum).name)
-
-    def __enter__(self):
-        for sig in self.SIGNALS:
-            try:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread
-                pass
-        return self
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous = {}
-        return False
-
-
-class PreemptionFlag:
-    """Installs handlers for the run's lifetime (use as a context); a second signal stops at once."""
-
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-    def __init__(self):
-        self.requested: str | None = None
-        self._previous: dict = {}
-
-    def _handle(self, signum, frame):
-        name = signal.Signals(signum).name
-        if self.requested:  # second signal: give up on the clean stop
-            self.__exit__()
-            raise KeyboardInterrupt(f"{name} received twice")
-        self.requested = name
-        log.warning("%s received: saving a checkpoint at the next step boundary, then stopping", name)
+        raise NotImplementedError
 
     def __enter__(self):
         for sig in self.SIGNALS:
@@ -89,3 +57,27 @@ class PreemptionFlag:
             signal.signal(sig, handler)
         self._previous = {}
         return False
+
+
+class StopOnSignal(_Handlers):
+    """Task-wide (from the task's first line): a stop signal raises StopRequested at once."""
+
+    def _handle(self, signum, frame):
+        raise StopRequested(signal.Signals(signum).name)
+
+
+class PreemptionFlag(_Handlers):
+    """Installed for the training loop's lifetime: a signal asks for a checkpoint at the next step boundary; a
+    second signal stops at once."""
+
+    def __init__(self):
+        super().__init__()
+        self.requested: str | None = None
+
+    def _handle(self, signum, frame):
+        name = signal.Signals(signum).name
+        if self.requested:  # second signal: give up on the clean stop
+            self.__exit__()
+            raise KeyboardInterrupt(f"{name} received twice")
+        self.requested = name
+        log.warning("%s received: saving a checkpoint at the next step boundary, then stopping", name)
