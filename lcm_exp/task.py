@@ -103,7 +103,8 @@ def apply_decision(decision: str, run_dir: Path, run_cfg: RunConfig, owner: bool
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
         (run_dir / "run.json").unlink()
     elif decision == "resume" and run_cfg.trainer.resume_from_checkpoint is None:
-        log.warning("%s holds an interrupted run: resuming it from its latest checkpoint", run_dir)
+        status = RunRecord(run_dir).data.get("status")
+        log.warning("%s holds a %s run: resuming it from its latest checkpoint", run_dir, status)
         run_cfg.trainer.resume_from_checkpoint = "latest"
 
 
@@ -111,20 +112,27 @@ def claim_on_all_ranks(run_dir: Path, run_cfg: RunConfig, rank: int, world: int,
     """Under a distributed launch of launch.py, rank 0 claims and tells the others (a refusal stops every rank)."""
     if world == 1:
         return claim_run_dir(run_dir, run_cfg, owner)
-    lock, told = None, None
+    lock, told, failure = None, None, None
     if rank == 0:
         try:
             lock = claim_run_dir(run_dir, run_cfg, owner)
             told = ("ok", run_cfg.trainer.resume_from_checkpoint)
-        except ConfigError as err:
-            told = ("config", err.problems)
-        except RunDirBusy as err:
-            told = ("busy", str(err))
+        except Exception as err:  # whatever it is, the other ranks must hear of it rather than wait forever
+            failure = err
+            told = ("error", f"{type(err).__name__}: {err}")
+            if isinstance(err, ConfigError):
+                told = ("config", err.problems)
+            elif isinstance(err, RunDirBusy):
+                told = ("busy", str(err))
     kind, payload = broadcast_from_rank0(told)
+    if failure is not None:
+        raise failure
     if kind == "config":
         raise ConfigError(payload)
     if kind == "busy":
         raise RunDirBusy(payload)
+    if kind == "error":
+        raise RuntimeError(f"rank 0 could not claim {run_dir}: {payload}")
     run_cfg.trainer.resume_from_checkpoint = payload
     return lock
 
