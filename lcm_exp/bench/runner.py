@@ -71,38 +71,20 @@ def _sync(device: torch.device) -> None:
 
 
 def latent_cache_for(cfg, samples: int, device: torch.device) -> tuple[str, float]:
-    """The bench's latent cache of the run's data and teacher (built once, reused by later runs), and the seconds
-    spent building it now (0 when reused)."""
-    from lcm_exp.data.cache_latents import build_cache
-    from lcm_exp.models.precision import frozen_dtype
+    """The bench's latent cache of the run's data and teacher (``samples`` of them; keyed like the shared cache, so
+    built once and reused), and the seconds spent building it now (0 when reused)."""
     from lcm_exp.data.latent_cache import META_FILE, shards_spec
+    from lcm_exp.train.shared_cache import build_cache, cache_key, frozen_family
 
-    key = json.dumps(
-        [
-            cfg.model.teacher,
-            cfg.model.resolution,
-            cfg.model.vae_dtype,
-            str(cfg.data.shards),
-            cfg.data.crop,
-            cfg.data.random_flip,
-            cfg.data.image_interpolation,
-            cfg.seed,
-            cfg.trainer.mixed_precision,
-            samples,
-        ]
-    )
+    family = frozen_family(cfg, device, family_class(cfg))
+    key = json.dumps([cache_key(cfg, family), samples], sort_keys=True, default=str)
     folder = Path(cfg.paths.cache_dir) / f"bench-latents-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
-    if (folder / META_FILE).is_file():
-        return shards_spec(folder), 0.0
     t0 = time.perf_counter()
-    frozen = frozen_dtype(cfg.perf.frozen_dtype, cfg.trainer.mixed_precision, device)
-    family = family_class(cfg)(cfg.model, device=device, weight_dtype=frozen)
-    _, spec = build_cache(
-        cfg, folder, batch_size=cfg.trainer.batch_size, max_samples=samples, overwrite=True, family=family
-    )
-    del family
+    if not (folder / META_FILE).is_file():
+        build_cache(cfg, family, folder, max_samples=samples, overwrite=True)
+    family = None
     release_freed()
-    return spec, time.perf_counter() - t0
+    return shards_spec(folder), time.perf_counter() - t0
 
 
 @dataclass

@@ -259,7 +259,7 @@ def _check_export(cfg: DictConfig, problems: list[str]) -> None:
         return
     if not export.enabled:
         problems.append("export.push_to_hub=true needs export.enabled=true (the upload is the exported model folder)")
-    from lcm_exp.hub import hub_problems  # light: huggingface_hub only
+    from lcm_exp.train.upload import hub_problems  # light: huggingface_hub only
 
     problems.extend(hub_problems(export.hub_model_id))
 

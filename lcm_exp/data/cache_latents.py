@@ -12,50 +12,10 @@ ordered pass over the shards (``data.resampled`` and the shuffle buffer are igno
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 
-import torch
-
 log = logging.getLogger(__name__)
-
-
-def build_cache(
-    cfg,
-    out_dir,
-    *,
-    batch_size: int = 16,
-    samples_per_shard: int = 1000,
-    max_samples: int | None = None,
-    overwrite: bool = False,
-    device: str | None = None,
-    family=None,
-):
-    """Write the cache for a composed RunConfig; returns (meta, data.shards spec). ``family``: reuse a built one."""
-    from lcm_exp.data.latent_cache import meta_for, shards_spec, write_latent_cache
-    from lcm_exp.data.webdataset_pipeline import build_dataloader
-    from lcm_exp.models.precision import frozen_dtype
-    from lcm_exp.models.registry import get_family
-    from lcm_exp.train.data import data_spec_from_config
-
-    if family is None:
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        device = torch.device(device)
-        frozen = frozen_dtype(cfg.perf.frozen_dtype, cfg.trainer.mixed_precision, device)
-        family = get_family(cfg.model.family)(cfg.model, device=device, weight_dtype=frozen)
-    spec = dataclasses.replace(data_spec_from_config(cfg.data), resampled=False, shuffle_buffer=0)
-    loader = build_dataloader(spec, resolution=cfg.model.resolution, batch_size=batch_size, seed=cfg.seed)
-    meta = write_latent_cache(
-        family,
-        loader,
-        out_dir,
-        meta_for(family, spec, cfg.seed),
-        samples_per_shard=samples_per_shard,
-        max_samples=max_samples,
-        overwrite=overwrite,
-    )
-    return meta, shards_spec(out_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,17 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     from lcm_exp.bench.compose import compose_run_config
+    from lcm_exp.train.shared_cache import build_cache, frozen_family
 
     cfg = compose_run_config(args.overrides)
-    meta, spec = build_cache(
-        cfg,
-        args.out,
-        batch_size=args.batch_size,
-        samples_per_shard=args.samples_per_shard,
-        max_samples=args.max_samples,
-        overwrite=args.overwrite,
-        device=args.device,
-    )
+    meta, spec = build_cache(cfg, frozen_family(cfg, args.device), args.out, batch_size=args.batch_size,
+                             samples_per_shard=args.samples_per_shard, max_samples=args.max_samples,
+                             overwrite=args.overwrite)  # fmt: skip
     print(f"cached {meta.num_samples} samples ({meta.num_skipped} source samples skipped) in {args.out}")
     print(f"train from it with: data.source=latent_cache 'data.shards=\"{spec}\"'")
     return 0

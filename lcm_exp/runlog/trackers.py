@@ -18,8 +18,6 @@ def init_trackers(accelerator, cfg, config: dict) -> None:
 
     Every tracker writes under ``<run dir>/logs/`` (W&B: ``logs/wandb/``); what it is given is redacted (the
     command line W&B records was redacted by the task)."""
-    from lcm_exp.sweep.trackers import wandb_init_kwargs
-
     logger_cfg = cfg.logger
     if not tracker_names(logger_cfg):
         return
@@ -30,6 +28,23 @@ def init_trackers(accelerator, cfg, config: dict) -> None:
                                        **wandb_init_kwargs(cfg)})  # fmt: skip
     config = redact({**config, "sweep_overrides": list(cfg.sweep.overrides)})
     accelerator.init_trackers(logger_cfg.project, config=_flat(config), init_kwargs=init_kwargs)
+
+
+WANDB_TAG_MAX = 64  # W&B rejects longer tags
+
+
+def wandb_init_kwargs(cfg) -> dict:
+    """A sweep job's W&B run: {} outside a named sweep; else group = sweep name, tags = the job's overrides, name =
+    its dir. (TensorBoard needs nothing: each job logs into its own dir under the sweep dir.)"""
+    sweep = getattr(cfg, "sweep", None)
+    if sweep is None or not sweep.name:
+        return {}
+    return {
+        "group": sweep.name,
+        "job_type": "sweep",
+        "name": f"{sweep.name}/{Path(cfg.paths.output_dir).name}",
+        "tags": [o[:WANDB_TAG_MAX] for o in sweep.overrides],
+    }
 
 
 def close_trackers(accelerator, failed: bool) -> None:

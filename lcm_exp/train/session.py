@@ -16,7 +16,6 @@ import torch
 from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
-from lcm_exp.hub import push_after_training
 from lcm_exp.runlog.metrics import MetricsFile
 from lcm_exp.runlog.trackers import close_trackers, init_trackers
 from lcm_exp.train.build import Run
@@ -26,6 +25,7 @@ from lcm_exp.train.export import export_model
 from lcm_exp.train.preemption import Preempted
 from lcm_exp.train.skip_monitor import SkipMonitor
 from lcm_exp.train.step import StepResult, all_ranks
+from lcm_exp.train.upload import push_after_training
 from lcm_exp.train.validation import Validator
 
 log = logging.getLogger(__name__)

@@ -27,6 +27,8 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from lcm_exp.data.latent_cache import FORMAT_VERSION, META_FILE, meta_for, shards_spec, write_latent_cache
 from lcm_exp.data.shards import expand_shards
 
@@ -146,19 +148,39 @@ def ensure_cache(cfg, family, samples: int, world_size: int) -> tuple[str, Path]
 
 
 def _build(cfg, family, key: dict, folder: Path, samples: int, world_size: int) -> None:
-    from lcm_exp.train.data import build_train_loader, data_spec_from_config
-
     tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    one_pass = dataclasses.replace(cfg.data, resampled=False, shuffle_buffer=0)
-    loader = build_train_loader(one_pass, resolution=cfg.model.resolution, batch_size=cfg.trainer.batch_size,
-                                seed=cfg.seed, rank=0, world_size=1)  # fmt: skip
-    meta = meta_for(family, data_spec_from_config(one_pass), cfg.seed)
-    meta.source["key"] = key
     per_shard = max(1, min(1000, math.ceil(samples / max(8, world_size))))  # enough shards to split over ranks
     log.info("latent cache: encoding %d samples once into %s", samples, folder)
-    write_latent_cache(family, iter(loader), tmp, meta, samples_per_shard=per_shard)
+    build_cache(cfg, family, tmp, samples_per_shard=per_shard, key=key)
     os.replace(tmp, folder)
+
+
+def build_cache(cfg, family, out_dir, *, batch_size: int | None = None, samples_per_shard: int = 1000,
+                max_samples: int | None = None, overwrite: bool = False, key: dict | None = None):  # fmt: skip
+    """Encode one ordered pass over the run's data (any source) with ``family`` into a cache in ``out_dir``;
+    returns (meta, its data.shards spec). The shared cache, the cache CLI and the benchmark all write through here."""
+    from lcm_exp.train.data import build_train_loader, data_spec_from_config
+
+    one_pass = dataclasses.replace(cfg.data, resampled=False, shuffle_buffer=0)
+    loader = build_train_loader(one_pass, resolution=cfg.model.resolution, seed=cfg.seed, rank=0, world_size=1,
+                                batch_size=batch_size or cfg.trainer.batch_size)  # fmt: skip
+    meta = meta_for(family, data_spec_from_config(one_pass), cfg.seed)
+    if key is not None:
+        meta.source["key"] = key
+    meta = write_latent_cache(family, iter(loader), out_dir, meta, samples_per_shard=samples_per_shard,
+                              max_samples=max_samples, overwrite=overwrite)  # fmt: skip
+    return meta, shards_spec(out_dir)
+
+
+def frozen_family(cfg, device: str | torch.device | None = None, family_cls: type | None = None):
+    """The run's family with its frozen networks in the run's frozen dtype (what encodes a cache outside a run)."""
+    from lcm_exp.models.precision import frozen_dtype
+    from lcm_exp.models.registry import get_family
+
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    frozen = frozen_dtype(cfg.perf.frozen_dtype, cfg.trainer.mixed_precision, device)
+    return (family_cls or get_family(cfg.model.family))(cfg.model, device=device, weight_dtype=frozen)
 
 
 def with_shared_cache(cfg, family, world_size: int):

@@ -12,9 +12,10 @@ from huggingface_hub.utils import filter_repo_objects
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from lcm_exp import hub
 from lcm_exp.config.schema import ExportConfig
-from lcm_exp.hub import ALLOW_PATTERNS, IGNORE_PATTERNS, hub_problems, main, push_after_training, push_model_dir
+from lcm_exp.hub import main
+from lcm_exp.train import upload
+from lcm_exp.train.upload import ALLOW_PATTERNS, IGNORE_PATTERNS, hub_problems, push_after_training, push_model_dir
 from tests.config.compose import compose_config
 from tests.train.runner import launch
 
@@ -105,7 +106,7 @@ def test_no_checkpoint_state_or_token_can_reach_the_client(run_copy, monkeypatch
         assert "token" not in kwargs
         assert SECRET not in repr(kwargs)
     assert all(SECRET.encode() not in data for data in fake.uploaded.values())
-    assert list(ALLOW_PATTERNS) == list(hub.ALLOW_PATTERNS) and "*.git*" not in IGNORE_PATTERNS, "constants unchanged"
+    assert list(ALLOW_PATTERNS) == list(upload.ALLOW_PATTERNS) and "*.git*" not in IGNORE_PATTERNS, "constants unchanged"
 
 
 def test_card_is_rewritten_to_load_from_the_repo(run_dir, run_copy):

@@ -12,7 +12,6 @@ import torch
 from lcm_exp.bench.compose import compose_run_config
 from lcm_exp.bench.runner import assemble
 from lcm_exp.config.schema import ModelConfig, SDXLModelConfig
-from lcm_exp.data.cache_latents import build_cache
 from lcm_exp.data.latent_cache import (
     META_FILE,
     CachedLatentEncoder,
@@ -29,6 +28,7 @@ from lcm_exp.data.synthetic import synthetic_samples
 from lcm_exp.data.webdataset_pipeline import build_dataloader
 from lcm_exp.models.tiny import ensure_tiny_teacher
 from lcm_exp.train.encoders import FamilyEncoder
+from lcm_exp.train.shared_cache import build_cache, frozen_family
 
 RES, BATCH = 64, 4
 
@@ -67,7 +67,7 @@ def _cfg(cache_dir, shard, *extra):
 
 def test_cached_run_gives_the_same_losses_as_the_image_run(cache_dir, shard, tmp_path, accelerator):
     cfg = _cfg(cache_dir, shard)
-    meta, spec = build_cache(cfg, tmp_path / "cache", batch_size=BATCH, device="cpu")
+    meta, spec = build_cache(cfg, frozen_family(cfg, "cpu"), tmp_path / "cache", batch_size=BATCH)
     assert meta.num_samples == 8 and (tmp_path / "cache" / META_FILE).is_file()
     cached_cfg = _cfg(cache_dir, shard, "data.source=latent_cache")
 

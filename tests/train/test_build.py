@@ -65,11 +65,12 @@ def test_the_attention_backend_reaches_every_network_that_runs(cache_dir, tmp_pa
 def test_a_cached_run_steps_without_vae_and_text_encoders(cache_dir, tmp_path):
     """data.source=latent_cache: the steps need neither, so the run releases them (the benchmark's memory column is
     what a launch.py run holds); validation loads them for its pipeline and releases them again."""
-    from lcm_exp.data.cache_latents import build_cache
     from lcm_exp.train.components import inference_scheduler
+    from lcm_exp.train.shared_cache import build_cache, frozen_family
     from lcm_exp.train.validation import Validator
 
-    _, shards = build_cache(_cfg(cache_dir, tmp_path), tmp_path / "cache", batch_size=4, max_samples=8)
+    base = _cfg(cache_dir, tmp_path)
+    _, shards = build_cache(base, frozen_family(base, "cpu"), tmp_path / "cache", batch_size=4, max_samples=8)
     cfg = _cfg(cache_dir, tmp_path, "data.source=latent_cache", f"data.shards={shards}",
                "validation.num_inference_steps=[1]", "validation.prompts=[a red circle]")  # fmt: skip
     run = build_run(cfg, build_accelerator(cfg))
