@@ -56,11 +56,11 @@ class ModelConfig:
 
     family: str = choice(MISSING, FAMILIES)  # which family class loads the teacher
     teacher: str = MISSING  # hub id or folder; the resolved config records the absolute path / id + revision
-    revision: Optional[str] = None
+    revision: Optional[str] = None  # hub revision (branch, tag or commit) of the teacher
     variant: Optional[str] = None  # e.g. "fp16" weight files of the teacher
     vae: Optional[str] = None  # VAE override (hub id or folder), e.g. an fp16-safe SDXL VAE
     vae_dtype: str = choice("auto", AUTO_DTYPES)  # auto: perf.frozen_dtype, but fp32 for fp16 (SD VAEs overflow)
-    resolution: int = 512
+    resolution: int = 512  # training images are resized and cropped to this square size (px)
     uncond: str = choice("empty_prompt", UNCOND_MODES)  # unconditional branch: encode "" | zero embeddings
     attention: str = choice("sdpa", ATTENTION_BACKENDS)  # every UNet's and the VAE's kernel (xformers: needs CUDA)
 
@@ -78,10 +78,10 @@ class SDXLModelConfig(ModelConfig):
 class FullAdapterConfig:
     """Student = a full copy of the teacher UNet plus a guidance-embedding input; target = its EMA."""
 
-    name: str = choice("full", ADAPTERS)
-    time_cond_proj_dim: int = 256
+    name: str = choice("full", ADAPTERS)  # full: the whole UNet trains, with a w-embedding input
+    time_cond_proj_dim: int = 256  # size of the w embedding the student takes (LCM's timestep_cond)
     cond_proj_init: str = choice("random", COND_PROJ_INITS)  # random (reference: student != teacher at step 0) | zero
-    ema_decay: float = 0.95
+    ema_decay: float = 0.95  # decay of the EMA target network (reference 0.95; the paper 0.999943)
     export_weights: str = choice("ema", FULL_EXPORT_WEIGHTS)  # which student lands in model/unet (reference: ema)
 
 
@@ -95,10 +95,11 @@ LORA_TARGET_MODULES = [
 class LoraAdapterConfig:
     """PEFT LoRA on the teacher UNet itself; the teacher is that UNet with adapters disabled."""
 
-    name: str = choice("lora", ADAPTERS)
-    rank: int = 64
+    name: str = choice("lora", ADAPTERS)  # lora: PEFT adapters on the teacher network
+    rank: int = 64  # LoRA rank r
     alpha: float = 64.0  # reference: alpha = rank (scale 1)
-    dropout: float = 0.0
+    dropout: float = 0.0  # dropout on the LoRA input
+    # module names the adapters wrap (the reference's UNet list; SD3: attention)
     target_modules: list[str] = field(default_factory=lambda: list(LORA_TARGET_MODULES))
     target: str = choice("student", LORA_TARGETS)  # student (stop-grad, reference) | ema (EMA of the adapter weights)
     ema_decay: float = 0.95  # read only when target=ema
@@ -112,18 +113,18 @@ class LoraAdapterConfig:
 
 @dataclass
 class L2LossConfig:
-    name: str = choice("l2", LOSSES)
+    name: str = choice("l2", LOSSES)  # mean squared error
 
 
 @dataclass
 class HuberLossConfig:
-    name: str = choice("huber", LOSSES)
+    name: str = choice("huber", LOSSES)  # pseudo-Huber with a constant c per element
     huber_c: float = 0.001  # constant per element (reference default)
 
 
 @dataclass
 class PseudoHuberLossConfig:
-    name: str = choice("pseudo_huber", LOSSES)
+    name: str = choice("pseudo_huber", LOSSES)  # pseudo-Huber with c scaled by the sample size
     scale: float = 0.00054  # c = scale * sqrt(d), d = elements per sample (improved consistency training)
 
 
@@ -137,8 +138,8 @@ class GuidanceConfig:
     w ~ U[w_min, w_max] per sample; w_min == w_max trains one fixed w (the LCM-LoRA recipe).
     """
 
-    w_min: float = 5.0
-    w_max: float = 15.0
+    w_min: float = 5.0  # lower end of w ~ U[w_min, w_max] (LCM convention; guidance_scale = w + 1)
+    w_max: float = 15.0  # upper end of the w range
 
 
 @dataclass
@@ -146,7 +147,7 @@ class ObjectiveConfig:
     name: str = choice("lcd", OBJECTIVES)  # the consistency objective (lcd: Latent Consistency Distillation)
     num_ddim_timesteps: int = 50  # N of the skipping-step DDIM grid (k = T // N)
     timestep_scaling_factor: float = 10.0  # boundary scalings; must match LCMScheduler for inference
-    sigma_data: float = 0.5
+    sigma_data: float = 0.5  # sigma_data of the boundary scalings (must match the inference scheduler)
 
 
 @dataclass
@@ -154,10 +155,12 @@ class FiltersConfig:
     """SDXL-style sample filters over the sample's json; null disables a filter."""
 
     min_original_size: Optional[int] = None  # original height and width must both reach it
-    max_pwatermark: Optional[float] = None
-    min_aesthetic: Optional[float] = None
+    max_pwatermark: Optional[float] = None  # drop samples whose watermark probability exceeds this
+    min_aesthetic: Optional[float] = None  # drop samples whose aesthetic score is below this
     on_missing: str = choice("keep", ON_MISSING)  # a sample whose json lacks a filter's key (diffusers #5743)
+    # json keys read as the watermark probability, first present wins
     pwatermark_keys: list[str] = field(default_factory=lambda: ["pwatermark"])
+    # json keys read as the aesthetic score, first present wins
     aesthetic_keys: list[str] = field(default_factory=lambda: ["aesthetic", "AESTHETIC_SCORE", "aesthetic_score"])
 
 
@@ -169,7 +172,7 @@ class DataConfig:
     shards/resampled/image_keys are WebDataset-only, path/split/columns belong to the other two.
     """
 
-    source: str = choice("webdataset", DATA_SOURCES)
+    source: str = choice("webdataset", DATA_SOURCES)  # where samples come from
     shards: Any = MISSING  # webdataset: str (brace range, pipe: command) or a list of them
     # imagefolder: the folder; hf_dataset: a save_to_disk folder, a local dataset folder, or a hub dataset name
     path: Optional[str] = None
@@ -178,22 +181,27 @@ class DataConfig:
     image_column: str = "image"  # hf_dataset
     caption_column: Optional[str] = None  # imagefolder/hf_dataset: null = the first of caption_keys present
     resampled: bool = True  # infinite stream of shards drawn with replacement; false: seeded finite epochs
-    shuffle_buffer: int = 1000
-    num_workers: int = 4
-    persistent_workers: bool = False
+    shuffle_buffer: int = 1000  # samples held for shuffling (0 or 1: the stream's order)
+    num_workers: int = 4  # DataLoader worker processes (0: decode in the training process)
+    persistent_workers: bool = False  # keep workers alive between epochs
+    # sample members read as the image, first present wins
     image_keys: list[str] = field(default_factory=lambda: ["jpg", "jpeg", "png", "webp"])
-    image_interpolation: str = choice("bilinear", INTERPOLATIONS)
-    crop: str = choice("random", CROPS)
-    random_flip: bool = False
+    image_interpolation: str = choice("bilinear", INTERPOLATIONS)  # resize filter
+    crop: str = choice("random", CROPS)  # square crop after resizing the shorter side
+    random_flip: bool = False  # horizontal flip with probability 0.5
     small_image: str = choice("upscale", SMALL_IMAGE_POLICIES)  # images smaller than the resolution
     max_image_pixels: int = 8192 * 8192  # larger images are refused as decompression bombs
+    # sample members (or columns) read as the caption, first present wins
     caption_keys: list[str] = field(default_factory=lambda: ["txt", "text", "caption"])
+    # field of the sample's json holding the caption, when no caption member exists
     caption_json_field: Optional[str] = "caption"
     caption_choice: str = choice("first", CAPTION_CHOICES)  # when a caption is a list
+    # keep (train on it) or skip a sample whose caption is empty
     empty_caption: str = choice("keep", EMPTY_CAPTION_POLICIES)
+    # candidate (height, width) keys of the ORIGINAL size in the json; else the decoded image's size
     size_json_keys: list[list[str]] = field(
         default_factory=lambda: [["original_height", "original_width"], ["height", "width"]]
-    )  # candidate (height, width) keys of the ORIGINAL size in the json; else the decoded image's size
+    )
     filters: FiltersConfig = field(default_factory=FiltersConfig)
     max_consecutive_skips: int = 1000  # a worker raises after this many drops in a row (dead data)
     stall_timeout_s: float = 120.0  # a shard that sends no byte for this long (a hung pipe:) stops the run, naming it
@@ -206,29 +214,29 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    name: str = choice("adamw", OPTIMIZERS)
-    lr: float = 1e-6
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    weight_decay: float = 1e-2
-    eps: float = 1e-8
-    max_grad_norm: float = 1.0
+    name: str = choice("adamw", OPTIMIZERS)  # AdamW, or bitsandbytes' 8-bit AdamW
+    lr: float = 1e-6  # learning rate
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # AdamW betas
+    weight_decay: float = 1e-2  # AdamW weight decay
+    eps: float = 1e-8  # AdamW epsilon
+    max_grad_norm: float = 1.0  # gradient norm clipping
     lr_scheduler: str = choice("constant", LR_SCHEDULERS)  # diffusers.optimization schedulers
-    lr_warmup_steps: int = 500
+    lr_warmup_steps: int = 500  # linear warm-up steps of the LR schedule
     scale_lr: bool = False  # lr *= global batch size (per-process batch x processes x accumulation)
 
 
 @dataclass
 class TrainerConfig:
-    max_train_steps: int = 1000
+    max_train_steps: int = 1000  # optimizer steps to train
     batch_size: int = 8  # per process
-    gradient_accumulation_steps: int = 1
+    gradient_accumulation_steps: int = 1  # micro-batches per optimizer step
     mixed_precision: str = choice("no", MIXED_PRECISION)  # teacher and target run in this dtype too
-    gradient_checkpointing: bool = False
-    allow_tf32: bool = True
-    checkpointing_steps: int = 500
-    checkpoints_total_limit: Optional[int] = None
+    gradient_checkpointing: bool = False  # recompute the student's activations in the backward (less memory)
+    allow_tf32: bool = True  # TF32 matmuls on CUDA
+    checkpointing_steps: int = 500  # save a checkpoint every this many steps (and at the end)
+    checkpoints_total_limit: Optional[int] = None  # keep only the newest this many checkpoints (null: all)
     resume_from_checkpoint: Optional[str] = None  # latest | a checkpoint folder
-    log_every_n_steps: int = 10
+    log_every_n_steps: int = 10  # metrics.jsonl / tracker row every this many steps
     nonfinite: str = choice("skip", NONFINITE_POLICIES)  # a NaN/inf loss: skip the step (counted) | stop
     max_consecutive_nonfinite: int = 5  # with skip: abort after this many bad steps in a row
 
@@ -245,10 +253,10 @@ REFERENCE_VALIDATION_PROMPTS = [
 @dataclass
 class ValidationConfig:
     every_n_steps: int = 500  # 0 disables in-run validation (it still runs at the end unless at_end is false)
-    at_end: bool = True
-    prompts: list[str] = field(default_factory=lambda: list(REFERENCE_VALIDATION_PROMPTS))
-    seeds: list[int] = field(default_factory=lambda: [0])
-    num_inference_steps: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    at_end: bool = True  # validation images after the last step
+    prompts: list[str] = field(default_factory=lambda: list(REFERENCE_VALIDATION_PROMPTS))  # validation prompts
+    seeds: list[int] = field(default_factory=lambda: [0])  # one image per prompt and seed
+    num_inference_steps: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # a grid per step count
     guidance_scale: Optional[float] = None  # diffusers convention (w + 1); null: adapter's recommended value
     vae_slicing: bool = False  # decode validation images one at a time (less memory)
     vae_tiling: bool = False  # decode large validation images tile by tile (less memory, may show seams)
@@ -256,17 +264,17 @@ class ValidationConfig:
 
 @dataclass
 class ExportConfig:
-    enabled: bool = True
+    enabled: bool = True  # write <run dir>/model/ at the end
     fp16_variant: bool = False  # full adapter: also write unet/diffusion_pytorch_model.fp16.safetensors
     push_to_hub: bool = False  # upload model/ (weights, scheduler, card; never checkpoints) after training
     hub_model_id: Optional[str] = None  # "user/name" or "name"; the token comes from HF_TOKEN or `hf auth login`
-    private: bool = True
+    private: bool = True  # visibility of a Hub repo the upload creates
 
 
 @dataclass
 class LoggerConfig:
-    name: str = choice("none", LOGGERS)
-    project: str = "lcm_exp"
+    name: str = choice("none", LOGGERS)  # tracker (writes under <run dir>/logs/)
+    project: str = "lcm_exp"  # tracker project name
     mode: str = choice("offline", LOGGER_MODES)  # wandb mode
 
 
@@ -274,17 +282,17 @@ class LoggerConfig:
 class InlineLauncherConfig:
     """Train in the Hydra process itself (also what each rank does under `accelerate launch launch.py`)."""
 
-    name: str = choice("inline", LAUNCHERS)
+    name: str = choice("inline", LAUNCHERS)  # train in this process
 
 
 @dataclass
 class AccelerateLauncherConfig:
     """Hydra composes once; the job starts its workers as a child `accelerate launch` reading the run dir."""
 
-    name: str = choice("accelerate", LAUNCHERS)
+    name: str = choice("accelerate", LAUNCHERS)  # a child `accelerate launch` runs the workers
     num_processes: int = 1  # per machine (GPUs per node)
-    num_machines: int = 1
-    machine_rank: int = 0
+    num_machines: int = 1  # machines (nodes)
+    machine_rank: int = 0  # this machine's rank (multi-node)
     main_process_ip: Optional[str] = None  # rank-0 machine's address (multi-node)
     main_process_port: Optional[int] = None  # null: a free port
     dynamo_backend: str = "no"  # accelerate's --dynamo_backend (e.g. inductor)
@@ -354,6 +362,6 @@ class RunConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     perf: PerfConfig = field(default_factory=PerfConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
-    seed: int = 0
+    seed: int = 0  # the run's seed: model init, data order, noise
     name: str = "lcd"  # run name, part of the run dir and the tracker run name
     force: bool = False  # run even if the run dir already holds a finished run (it is replaced)

@@ -19,9 +19,11 @@ from contextlib import contextmanager
 
 import torch
 
+from lcm_exp.config.choices import ATTENTION_BACKENDS
+
 log = logging.getLogger(__name__)
 
-BACKENDS = ("sdpa", "xformers", "classic")
+BACKENDS = ATTENTION_BACKENDS
 
 
 def check_backend(backend: str) -> None:

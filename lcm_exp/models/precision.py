@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import torch
 
-FROZEN_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-MIXED = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+from lcm_exp.config.choices import DTYPES, MIXED_PRECISION
+
+FROZEN_DTYPES = dict(zip(DTYPES, (torch.float32, torch.float16, torch.bfloat16), strict=True))
+MIXED = dict(zip(MIXED_PRECISION, (torch.float32, torch.float16, torch.bfloat16), strict=True))
 
 
 def fast_bf16(device: torch.device) -> bool:

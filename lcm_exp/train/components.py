@@ -6,10 +6,12 @@ import dataclasses
 
 import torch
 
+from lcm_exp.config import choices
+
 from lcm_exp.objective import LCD, ConsistencyObjective, DDIMSolver, ObjectiveSpec, build_loss
 from lcm_exp.objective.losses import LossFn
 
-SOLVER_DTYPES = {"fp32": torch.float32, "fp64": torch.float64}
+SOLVER_DTYPES = dict(zip(choices.SOLVER_DTYPES, (torch.float32, torch.float64), strict=True))
 OBJECTIVES: dict[str, type[ConsistencyObjective]] = {"lcd": LCD}
 
 

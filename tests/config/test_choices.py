@@ -82,6 +82,17 @@ def test_objectives_are_the_built_ones():
     assert set(choices.OBJECTIVES) == set(OBJECTIVES)
 
 
+def test_builders_key_their_tables_by_the_same_lists():
+    from lcm_exp.adapters import _PATHS
+    from lcm_exp.models.attention import BACKENDS
+    from lcm_exp.models.precision import FROZEN_DTYPES, MIXED
+    from lcm_exp.train.components import SOLVER_DTYPES
+
+    assert set(_PATHS) == set(choices.ADAPTERS) and BACKENDS == choices.ATTENTION_BACKENDS
+    assert set(SOLVER_DTYPES) == set(choices.SOLVER_DTYPES) and set(FROZEN_DTYPES) == set(choices.DTYPES)
+    assert set(MIXED) == set(choices.MIXED_PRECISION)
+
+
 def test_families_are_the_registered_ones():
     from lcm_exp.models.registry import FAMILY_NAMES
 
