@@ -47,10 +47,13 @@ class Student:
     vae: str | None = None  # the VAE override used in training
     resolution: int | None = None
     w_range: tuple[float, float] | None = None  # trained LCM-paper w range
+    call_kwargs: dict | None = None  # pipeline __call__ arguments the family needs (SD3: the trained T5 length)
 
 
 def adapter_kind(model_dir: Path) -> str:
-    if (model_dir / "unet").is_dir():
+    from lcm_exp.models.registry import DENOISERS
+
+    if any((model_dir / folder).is_dir() for folder in DENOISERS):
         return "full"
     if (model_dir / LORA_FILE).is_file():
         return "lora"
@@ -73,7 +76,14 @@ def locate_student(path: str | Path, teacher: str | None = None) -> Student:
         student.run_dir = model_dir.parent
         student.revision, student.teacher_variant = facts.get("revision"), facts.get("variant")
         student.vae = facts.get("vae")
-        student.resolution = (config.get("model") or {}).get("resolution")
+        model = config.get("model") or {}
+        student.resolution = model.get("resolution")
+        if "family" in model:
+            from types import SimpleNamespace
+
+            from lcm_exp.models.registry import get_family
+
+            student.call_kwargs = get_family(model["family"]).pipeline_call_kwargs(SimpleNamespace(**model))
         guidance = config.get("guidance") or {}
         if "w_min" in guidance:
             student.w_range = (guidance["w_min"], guidance["w_max"])
@@ -125,10 +135,14 @@ def resolve_guidance(student: Student, guidance_scale: float | None = None, w: f
 
 def load_pipeline(student: Student, *, device: str = "cpu", dtype: torch.dtype = torch.float32,
                   attention: str = "sdpa", vae_slicing: bool = False, vae_tiling: bool = False):  # fmt: skip
-    """The teacher's pipeline with the student in it and the student's LCMScheduler."""
-    from diffusers import AutoencoderKL, DiffusionPipeline, LCMScheduler, UNet2DConditionModel
+    """The teacher's pipeline with the student in it and the student's exported scheduler (LCMScheduler,
+    FlowMatchLCMScheduler, ...)."""
+    from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DConditionModel
 
+    from lcm_exp.adapters.lora import LoraAdapter
     from lcm_exp.models.attention import set_attention_backend
+    from lcm_exp.models.registry import DENOISERS
+    from lcm_exp.train.export import load_exported_scheduler
 
     components = {}
     if student.adapter == "full":
@@ -142,13 +156,11 @@ def load_pipeline(student: Student, *, device: str = "cpu", dtype: torch.dtype =
     pipe = DiffusionPipeline.from_pretrained(
         student.teacher, revision=student.revision, variant=student.teacher_variant, torch_dtype=dtype, **components
     )
-    if student.adapter == "lora":
-        from lcm_exp.adapters.lora import load_guidance_cond_proj
-
-        pipe.load_lora_weights(student.model_dir)
-        load_guidance_cond_proj(pipe.unet, student.model_dir)  # a guidance-conditioned LoRA embeds w
-    pipe.scheduler = LCMScheduler.from_pretrained(student.model_dir, subfolder="scheduler")
-    set_attention_backend(attention, [pipe.unet, pipe.vae])
+    denoiser = next(c for c in DENOISERS if getattr(pipe, c, None) is not None)  # unet | transformer
+    if student.adapter == "lora":  # also attaches a guidance-conditioned LoRA's w embedding
+        LoraAdapter.load_student(pipe, denoiser, student.model_dir, dtype)
+    pipe.scheduler = load_exported_scheduler(student.model_dir)
+    set_attention_backend(attention, [getattr(pipe, denoiser), pipe.vae])
     pipe.vae.use_slicing, pipe.vae.use_tiling = vae_slicing, vae_tiling
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
@@ -156,7 +168,8 @@ def load_pipeline(student: Student, *, device: str = "cpu", dtype: torch.dtype =
 
 @torch.no_grad()
 def generate_images(pipe, prompts: Sequence[str], seeds: Sequence[int], *, steps: int, guidance_scale: float,
-                    height: int | None = None, width: int | None = None) -> list[list[Image.Image]]:  # fmt: skip
+                    height: int | None = None, width: int | None = None,
+                    call_kwargs: dict | None = None) -> list[list[Image.Image]]:  # fmt: skip
     """images[prompt][seed]; each image from its own CPU-seeded generator, so it does not depend on the device or on
     which other prompts and seeds are in the call."""
     return [
@@ -168,6 +181,7 @@ def generate_images(pipe, prompts: Sequence[str], seeds: Sequence[int], *, steps
                 height=height,
                 width=width,
                 generator=torch.Generator("cpu").manual_seed(seed),
+                **(call_kwargs or {}),
             ).images[0]  # fmt: skip
             for seed in seeds
         ]
@@ -226,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
                          vae_slicing=args.vae_slicing, vae_tiling=args.vae_tiling)  # fmt: skip
     height, width = args.height or student.resolution, args.width or student.resolution
     images = generate_images(pipe, args.prompts, args.seeds, steps=args.steps, guidance_scale=guidance_scale,
-                             height=height, width=width)  # fmt: skip
+                             height=height, width=width, call_kwargs=student.call_kwargs)  # fmt: skip
     out = args.out or ((student.run_dir or Path.cwd()) / "samples")
     settings = {"student": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(student).items()},
                 "prompts": args.prompts, "seeds": args.seeds, "steps": args.steps, "guidance_scale": guidance_scale,

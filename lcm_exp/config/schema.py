@@ -22,7 +22,7 @@ from lcm_exp.evaluate.settings import EvalSettings
 class ModelConfig:
     """A teacher: a hub id or a local folder in the diffusers layout, loaded by the family named in ``family``."""
 
-    family: str = MISSING  # key of lcm_exp.models.FAMILIES (sd15 | sdxl)
+    family: str = MISSING  # key of lcm_exp.models.FAMILIES (sd15 | sdxl | sd3)
     teacher: str = MISSING  # hub id or folder; the resolved config records the absolute path / id + revision
     revision: Optional[str] = None
     variant: Optional[str] = None  # e.g. "fp16" weight files of the teacher
@@ -37,6 +37,13 @@ class ModelConfig:
 class SDXLModelConfig(ModelConfig):
     uncond: str = "zeros"  # the reference SDXL scripts use zero prompt and pooled embeddings
     fixed_crop_and_size: bool = False  # time_ids with original = target and crop = 0 (reference --use_fix_crop_and_size)
+
+
+@dataclass
+class SD3ModelConfig(ModelConfig):
+    """SD3 / SD3.5 (flow matching, transformer denoiser, CLIP-L + CLIP-G + T5)."""
+
+    max_sequence_length: int = 256  # T5 tokens per prompt (StableDiffusion3Pipeline's default; inference uses it too)
 
 
 # ---------------------------------------------------------------- adapters (how the student is made)

@@ -240,9 +240,11 @@ def validate_against_teacher(cfg) -> dict[str, Any]:
     n, t = cfg.objective.num_ddim_timesteps, facts["num_train_timesteps"]
     if not 1 <= n <= t:
         problems.append(f"objective.num_ddim_timesteps={n}: must be in [1, {t}] (the teacher's training timesteps)")
-    factor = facts["vae_scale_factor"]
-    if cfg.model.resolution % factor:
-        problems.append(f"model.resolution={cfg.model.resolution}: must be divisible by the VAE factor {factor}")
+    vae_factor, patch = facts["vae_scale_factor"], facts["patch_size"]
+    if cfg.model.resolution % (vae_factor * patch):
+        times_patch = f" x the denoiser's patch size {patch} = {vae_factor * patch}" if patch > 1 else ""
+        problems.append(f"model.resolution={cfg.model.resolution}: must be divisible by the VAE factor {vae_factor}"
+                        f"{times_patch}")
     if cfg.evaluation.at_end:
         from lcm_exp.toy.build import read_toy_world
 

@@ -113,13 +113,18 @@ class ModelFamily(ABC):
                 for _, enc in self.text_components]  # fmt: skip
 
     def _load_vae(self) -> AutoencoderKL:
-        """The teacher's VAE, or ``cfg.vae`` (a whole-repo VAE such as an fp16-safe SDXL VAE, no revision)."""
+        """The teacher's VAE, or ``cfg.vae`` (a whole-repo VAE such as an fp16-safe SDXL VAE, no revision); its
+        latent scaling and shift factors are kept, so a latent-cache run scales latents without the VAE."""
         if self.cfg.vae is None:
-            return self._load("vae", AutoencoderKL, variant=self.cfg.variant, torch_dtype=self.vae_dtype)
-        try:
-            return AutoencoderKL.from_pretrained(str(self.cfg.vae), torch_dtype=self.vae_dtype)
-        except OSError as err:
-            raise MissingComponentError(f"model.vae: cannot load VAE override {self.cfg.vae!r}: {err}") from err
+            vae = self._load("vae", AutoencoderKL, variant=self.cfg.variant, torch_dtype=self.vae_dtype)
+        else:
+            try:
+                vae = AutoencoderKL.from_pretrained(str(self.cfg.vae), torch_dtype=self.vae_dtype)
+            except OSError as err:
+                raise MissingComponentError(f"model.vae: cannot load VAE override {self.cfg.vae!r}: {err}") from err
+        self.latent_scale = vae.config.scaling_factor
+        self.latent_shift = getattr(vae.config, "shift_factor", None)  # SD3's VAE has one, SD1.5/SDXL's none
+        return vae
 
     @abstractmethod
     def load_denoiser(self, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
@@ -168,7 +173,21 @@ class ModelFamily(ABC):
         caller casts once for the denoisers.
         """
         posterior = self.vae.encode(pixel_values.to(self.device, self.vae_dtype)).latent_dist
-        return (posterior.sample(generator) * self.vae.config.scaling_factor).float()
+        return self.scale_latents(posterior.sample(generator)).float()
+
+    def scale_latents(self, sample: torch.Tensor) -> torch.Tensor:
+        """A VAE posterior sample in the denoiser's latent space: (sample - shift_factor) * scaling_factor, the
+        shift only where the VAE config has one (SD3); needs no VAE loaded (the latent cache calls it)."""
+        if self.latent_shift is not None:
+            sample = sample - self.latent_shift
+        return sample * self.latent_scale
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1] from latents of the denoiser's space, decoded in the VAE's own dtype (the inverse of
+        ``scale_latents``, as the pipelines decode)."""
+        z = latents.to(self.vae.dtype) / self.latent_scale
+        return self.vae.decode(z if self.latent_shift is None else z + self.latent_shift).sample
 
     def _tokenize(self, tokenizer: Any, captions: list[str]) -> torch.Tensor:
         ids = tokenizer(
@@ -198,6 +217,16 @@ class ModelFamily(ABC):
         return Conditioning(empty.prompt_embeds.repeat(n, 1, 1), pooled, cond.time_ids)
 
     # ------------------------------------------------------------------ inference
+
+    def time_ids(self, batch: dict[str, Any], n: int) -> torch.Tensor | None:
+        """Micro-conditioning of a batch (SDXL's size and crop ids); None for families without it."""
+        return None
+
+    @classmethod
+    def pipeline_call_kwargs(cls, model_cfg: Any) -> dict[str, Any]:
+        """Extra arguments of the pipeline's __call__ that make it encode prompts as training did with the model
+        config ``model_cfg`` (SD3: the T5 length); {} when the pipeline's defaults already do."""
+        return {}
 
     @abstractmethod
     def build_pipeline(self, denoiser: torch.nn.Module, scheduler: Any) -> DiffusionPipeline:

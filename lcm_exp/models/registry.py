@@ -25,8 +25,10 @@ class FamilyFacts:
 FAMILY_FACTS: dict[str, FamilyFacts] = {
     "sd15": FamilyFacts("lcm_exp.models.sd15:SD15Family", "ddpm", "unet"),
     "sdxl": FamilyFacts("lcm_exp.models.sdxl:SDXLFamily", "ddpm", "unet"),
+    "sd3": FamilyFacts("lcm_exp.models.sd3:SD3Family", "flow", "transformer"),
 }
 FAMILY_NAMES: tuple[str, ...] = tuple(FAMILY_FACTS)
+DENOISERS: tuple[str, ...] = tuple(dict.fromkeys(f.denoiser for f in FAMILY_FACTS.values()))  # unet, transformer
 
 
 class _LazyFamilies(Mapping):
