@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lcm_exp.config.errors import ConfigError
 from lcm_exp.evaluate.settings import EVAL_METRIC_PREFIX, EvalSettings
-from lcm_exp.models.registry import FAMILY_NAMES
+from lcm_exp.models.registry import FAMILY_FACTS, FAMILY_NAMES
 
 ADAPTERS = ("full", "lora")
 LOSSES = ("l2", "huber", "pseudo_huber")
@@ -158,6 +158,11 @@ def validate_config(cfg: DictConfig) -> None:
         _check_rules(cfg, "adapter.", _ADAPTER_RULES[adapter], problems)
         if adapter == "lora" and cfg.adapter.export_weights == "ema" and cfg.adapter.target != "ema":
             problems.append("adapter.export_weights='ema' needs adapter.target='ema' (no EMA is kept otherwise)")
+        facts = FAMILY_FACTS.get(cfg.model.family)
+        if adapter == "lora" and cfg.adapter.guidance_conditioned and facts and not facts.guidance_conditioned_lora:
+            problems.append(f"adapter.guidance_conditioned=true: a LoRA on the {cfg.model.family} family's "
+                            f"{facts.denoiser} has no w embedding; train a fixed-w LoRA (guidance.w_min = "
+                            "guidance.w_max) or adapter=full, whose student embeds w")
 
     if cfg.launcher.name == "accelerate":
         _check_rules(cfg, "launcher.", _ACCELERATE_RULES, problems)

@@ -20,12 +20,13 @@ class FamilyFacts:
     path: str  # "module:Class"
     schedule_kind: str  # NoiseSchedule.kind of its teachers: which samplers each objective can export
     denoiser: str  # the denoiser's subfolder in the teacher's folder
+    guidance_conditioned_lora: bool = True  # the LoRA adapter can add its w embedding (a UNet's cond_proj)
 
 
 FAMILY_FACTS: dict[str, FamilyFacts] = {
     "sd15": FamilyFacts("lcm_exp.models.sd15:SD15Family", "ddpm", "unet"),
     "sdxl": FamilyFacts("lcm_exp.models.sdxl:SDXLFamily", "ddpm", "unet"),
-    "sd3": FamilyFacts("lcm_exp.models.sd3:SD3Family", "flow", "transformer"),
+    "sd3": FamilyFacts("lcm_exp.models.sd3:SD3Family", "flow", "transformer", guidance_conditioned_lora=False),
 }
 FAMILY_NAMES: tuple[str, ...] = tuple(FAMILY_FACTS)
 DENOISERS: tuple[str, ...] = tuple(dict.fromkeys(f.denoiser for f in FAMILY_FACTS.values()))  # unet, transformer
