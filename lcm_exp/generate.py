@@ -137,8 +137,9 @@ def load_pipeline(student: Student, *, device: str = "cpu", dtype: torch.dtype =
                   attention: str = "sdpa", vae_slicing: bool = False, vae_tiling: bool = False):  # fmt: skip
     """The teacher's pipeline with the student in it and the student's exported scheduler (LCMScheduler,
     FlowMatchLCMScheduler, ...)."""
-    from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DConditionModel
+    from diffusers import AutoencoderKL, DiffusionPipeline
 
+    from lcm_exp.adapters.full import saved_network_class
     from lcm_exp.adapters.lora import LoraAdapter
     from lcm_exp.models.attention import set_attention_backend
     from lcm_exp.models.registry import DENOISERS
@@ -146,10 +147,11 @@ def load_pipeline(student: Student, *, device: str = "cpu", dtype: torch.dtype =
 
     components = {}
     if student.adapter == "full":
-        fp16_file = student.model_dir / "unet" / "diffusion_pytorch_model.fp16.safetensors"
+        denoiser = next(c for c in DENOISERS if (student.model_dir / c).is_dir())  # unet | transformer
+        fp16_file = student.model_dir / denoiser / "diffusion_pytorch_model.fp16.safetensors"
         variant = "fp16" if dtype == torch.float16 and fp16_file.is_file() else None
-        components["unet"] = UNet2DConditionModel.from_pretrained(
-            student.model_dir, subfolder="unet", variant=variant, torch_dtype=dtype
+        components[denoiser] = saved_network_class(student.model_dir / denoiser).from_pretrained(
+            student.model_dir, subfolder=denoiser, variant=variant, torch_dtype=dtype
         )
     if student.vae:
         components["vae"] = AutoencoderKL.from_pretrained(student.vae, torch_dtype=dtype)
@@ -172,16 +174,20 @@ def generate_images(pipe, prompts: Sequence[str], seeds: Sequence[int], *, steps
                     call_kwargs: dict | None = None) -> list[list[Image.Image]]:  # fmt: skip
     """images[prompt][seed]; each image from its own CPU-seeded generator, so it does not depend on the device or on
     which other prompts and seeds are in the call."""
+    from lcm_exp.models.family import guidance_call_kwargs
+    from lcm_exp.models.registry import DENOISERS
+
+    denoiser = next(getattr(pipe, c) for c in DENOISERS if getattr(pipe, c, None) is not None)
+    call_kwargs = {**(call_kwargs or {}), **guidance_call_kwargs(denoiser, guidance_scale)}
     return [
         [
             pipe(
                 prompt,
                 num_inference_steps=steps,
-                guidance_scale=guidance_scale,
                 height=height,
                 width=width,
                 generator=torch.Generator("cpu").manual_seed(seed),
-                **(call_kwargs or {}),
+                **call_kwargs,
             ).images[0]  # fmt: skip
             for seed in seeds
         ]

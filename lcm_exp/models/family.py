@@ -23,7 +23,7 @@ from lcm_exp.models.registry import FAMILIES, FAMILY_NAMES, get_family
 from lcm_exp.models.teacher_files import MissingComponentError, component_class_name, is_local, read_model_index
 from lcm_exp.objective import NoiseSchedule
 
-__all__ = ["FAMILIES", "FAMILY_NAMES", "ModelFamily", "get_family", "resolve_dtype"]
+__all__ = ["FAMILIES", "FAMILY_NAMES", "ModelFamily", "get_family", "guidance_call_kwargs", "resolve_dtype"]
 
 
 _DTYPES = {
@@ -231,6 +231,14 @@ class ModelFamily(ABC):
     @abstractmethod
     def build_pipeline(self, denoiser: torch.nn.Module, scheduler: Any) -> DiffusionPipeline:
         """A diffusers pipeline from the in-memory components with the given denoiser and scheduler."""
+
+
+def guidance_call_kwargs(network: torch.nn.Module, guidance_scale: float) -> dict[str, Any]:
+    """How a pipeline hands ``network`` the guidance scale g: ``guidance_scale=g`` (CFG, or the w = g - 1 that an LCM
+    UNet student's pipeline embeds), unless the network says otherwise (the guided SD3 student: no CFG, w in
+    joint_attention_kwargs)."""
+    custom = getattr(network, "pipeline_call_kwargs", None)
+    return custom(guidance_scale) if custom is not None else {"guidance_scale": guidance_scale}
 
 
 def _frozen(module: torch.nn.Module, device: torch.device, dtype: torch.dtype | None = None) -> Any:

@@ -32,6 +32,15 @@ FAMILY_NAMES: tuple[str, ...] = tuple(FAMILY_FACTS)
 DENOISERS: tuple[str, ...] = tuple(dict.fromkeys(f.denoiser for f in FAMILY_FACTS.values()))  # unet, transformer
 
 
+#: the project's own networks (students extending a diffusers class), by the ``_class_name`` their config saves
+PROJECT_NETWORKS = {"GuidedSD3Transformer2DModel": "lcm_exp.models.sd3_guided"}
+
+
+def network_class(name: str) -> type:
+    """The class of a saved network from its config's ``_class_name``: a project student, else diffusers'."""
+    return getattr(importlib.import_module(PROJECT_NETWORKS.get(name, "diffusers")), name)
+
+
 class _LazyFamilies(Mapping):
     def __getitem__(self, name: str) -> type[ModelFamily]:
         module, cls = FAMILY_FACTS[name].path.split(":")

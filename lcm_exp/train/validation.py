@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from lcm_exp.models.attention import vae_decode_mode
+from lcm_exp.models.family import guidance_call_kwargs
 from lcm_exp.runlog.trackers import log_images
 
 log = logging.getLogger(__name__)
@@ -75,9 +76,10 @@ class Validator:
                     generator = torch.Generator(self.accelerator.device).manual_seed(seed)
                     with self.accelerator.autocast():
                         latents = pipeline(
-                            prompt, num_inference_steps=n, guidance_scale=self.guidance_scale(),
-                            height=res, width=res, generator=generator, output_type="latent",
-                            **self.family.pipeline_call_kwargs(self.family.cfg),
+                            prompt, num_inference_steps=n, height=res, width=res, generator=generator,
+                            output_type="latent", **self.family.pipeline_call_kwargs(self.family.cfg),
+                            **guidance_call_kwargs(getattr(pipeline, self.family.denoiser_component),
+                                                   self.guidance_scale()),
                         ).images  # fmt: skip
                     images += decode_latents(self.family, latents)
             grid = image_grid(images, cols=len(self.cfg.seeds))
