@@ -186,13 +186,20 @@ def generate_images(pipe, prompts: Sequence[str], seeds: Sequence[int], *, steps
                 num_inference_steps=steps,
                 height=height,
                 width=width,
-                generator=torch.Generator("cpu").manual_seed(seed),
+                generator=seeded_generator(seed),
                 **call_kwargs,
             ).images[0]  # fmt: skip
             for seed in seeds
         ]
         for prompt in prompts
     ]
+
+
+def seeded_generator(seed: int) -> torch.Generator:
+    """A CPU generator, and the global RNG seeded alike: StableDiffusion3Pipeline steps its scheduler without the
+    generator, so FlowMatchLCMScheduler's re-noising draws from the global one (else images change run to run)."""
+    torch.manual_seed(seed)
+    return torch.Generator("cpu").manual_seed(seed)
 
 
 def save_images(images: list[list[Image.Image]], out_dir: Path, seeds: Sequence[int], settings: dict) -> list[Path]:
