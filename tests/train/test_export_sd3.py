@@ -79,6 +79,7 @@ def test_card_snippet_runs_in_plain_diffusers(lora_run):
     card = (lora_run / "model" / "README.md").read_text()
     (code,) = python_blocks(card)
     assert "StableDiffusion3Pipeline" in code and "FlowMatchLCMScheduler" in code and "guidance_scale=1.0" in code
+    assert "max_sequence_length=16, num_inference_steps=" in code  # the T5 length the student was trained with
     namespace: dict = {}
     exec(code.replace('pipe("a photo of a cat",', 'pipe("a photo of a cat", height=32, width=32,'), namespace)
     assert namespace["image"].size == (32, 32)
