@@ -76,7 +76,9 @@ class GuidedSD3Transformer2DModel(SD3Transformer2DModel):
         return {"guidance_scale": 1.0, "joint_attention_kwargs": {GUIDANCE_KEY: guidance_scale}}
 
 
-def make_guided_transformer(teacher: SD3Transformer2DModel, embedding_dim: int, init: str) -> GuidedSD3Transformer2DModel:
+def make_guided_transformer(
+    teacher: SD3Transformer2DModel, embedding_dim: int, init: str
+) -> GuidedSD3Transformer2DModel:
     """A float32 guided student from the (fp32) teacher's config and weights; only the guidance embedder is new."""
     student = GuidedSD3Transformer2DModel.from_config(teacher.config, guidance_embedding_dim=embedding_dim)
     missing, unexpected = student.load_state_dict(teacher.state_dict(), strict=False)

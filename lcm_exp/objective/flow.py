@@ -87,7 +87,8 @@ class FlowSchedule(NoiseSchedule):
         """(0, 1): the consistency function is the flow's own x0 = x - sigma * v (module docstring);
         sigma_data and timestep_scaling (LCM's DDPM scalings) do not apply."""
         return torch.zeros(t.shape, dtype=torch.float32, device=t.device), torch.ones(
-            t.shape, dtype=torch.float32, device=t.device)
+            t.shape, dtype=torch.float32, device=t.device
+        )
 
 
 def flow_lcm_scheduler(objective: Any, teacher_scheduler_config: dict[str, Any], num_ddim_timesteps: int):

@@ -150,7 +150,8 @@ def test_end_of_grid_is_the_lowest_table_sigma():
     idx = torch.tensor([0, 1])
     assert solver.end_timesteps(idx).tolist() == [0, 99]
     assert solver.model_time(solver.end_timesteps(idx)).tolist() == pytest.approx(
-        [1000 * 3 * 0.001 / 1.002, 1000 * 3 * 0.1 / 1.2], rel=1e-5)
+        [1000 * 3 * 0.001 / 1.002, 1000 * 3 * 0.1 / 1.2], rel=1e-5
+    )
 
 
 @pytest.mark.parametrize("option", ["use_dynamic_shifting", "invert_sigmas", "use_karras_sigmas", "shift_terminal"])

@@ -94,8 +94,15 @@ def test_generate_cli_matches_plain_diffusers(lora_run, tmp_path):
     pipe.scheduler = FlowMatchLCMScheduler.from_pretrained(lora_run / "model", subfolder="scheduler")
     pipe.set_progress_bar_config(disable=True)
     torch.manual_seed(3)  # the SD3 pipeline steps FlowMatchLCMScheduler without the generator: its re-noising
-    expected = pipe(PROMPT, num_inference_steps=2, guidance_scale=1.0, height=32, width=32, max_sequence_length=16,
-                    generator=torch.Generator("cpu").manual_seed(3)).images[0]  # draws from the global RNG; fmt: skip
+    expected = pipe(
+        PROMPT,
+        num_inference_steps=2,
+        guidance_scale=1.0,
+        height=32,
+        width=32,
+        max_sequence_length=16,
+        generator=torch.Generator("cpu").manual_seed(3),
+    ).images[0]  # draws from the global RNG; fmt: skip
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "p00_s3.png")), np.asarray(expected))
 
 

@@ -102,4 +102,3 @@ def test_latent_cache_encoder_scales_with_the_vae_shift_and_keeps_pooled_embeddi
     torch.testing.assert_close(latents, (sample - 0.0609) * 1.5305)
     got, uncond = encoder.conditioning(batch)
     assert torch.equal(got.pooled_embeds, cond.pooled_embeds) and got.time_ids is None and len(uncond) == 2
-
