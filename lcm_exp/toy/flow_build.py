@@ -118,6 +118,8 @@ def build_toy_sd3_teacher(folder: str | Path, base: Path, seed: int = 0,
         caption_dropout=recipe.caption_dropout, ema_decay=recipe.ema_decay, generator=_generator(seed, 55),
     )  # fmt: skip
     pipe.save_pretrained(folder, safe_serialization=True)
+    shutil.rmtree(folder / "vae")  # the toy's own files (a re-save would record the base's path in its config)
+    shutil.copytree(base / "vae", folder / "vae")
     shutil.copytree(base / CLASSIFIER_DIR, folder / CLASSIFIER_DIR)
     world = json.loads((base / WORLD_FILE).read_text())
     world["flow_teacher"] = {
