@@ -55,11 +55,16 @@ def test_sd3_sigterm_checkpoints_and_the_same_command_resumes(tmp_path, cache_di
 
 @pytest.mark.slow
 def test_sd3_sweep_runs_every_job(tmp_path, cache_dir):
-    out = launch(tmp_path / "unused", cache_dir, "-m", *SD3, *QUICK, "export.enabled=false", "sweep.name=sd3",
-                 "loss.huber_c=0.001,0.1", "trainer.max_train_steps=2", f"paths.log_dir={tmp_path}")  # fmt: skip
-    assert out.returncode == 0
-    summary = (tmp_path / "sweeps" / "sd3" / "summary.md").read_text()
-    assert summary.count("completed") == 2
+    from tests.sweep.test_sweep_e2e import _record, _run
+
+    sweep_dir = tmp_path / "sd3"
+    out = _run("launch.py", "-m", "experiment=tiny", *SD3, *QUICK, "export.enabled=false", "sweep.name=sd3",
+               "loss.huber_c=0.001,0.1", "trainer.max_train_steps=2", f"hydra.sweep.dir={sweep_dir}",
+               f"paths.cache_dir={cache_dir}")  # fmt: skip
+    assert out.returncode == 0, out.text[-3000:]
+    jobs = sorted(p for p in sweep_dir.iterdir() if (p / "run.json").exists())
+    assert len(jobs) == 2 and all(_record(j)["status"] == "completed" for j in jobs)
+    assert "2 jobs: 2 completed" in (sweep_dir / "summary.md").read_text()
 
 
 @pytest.mark.slow
