@@ -21,8 +21,8 @@ from lcm_exp.objective import DistillModels
 class AdapterOptions:
     """How the adapter stores and updates what it holds (from trainer.* and the perf switches)."""
 
-    compute_dtype: torch.dtype = torch.float32  # the mixed-precision dtype the frozen networks run in
-    target_in_compute_dtype: bool = True  # run a separate target network from a copy in compute_dtype
+    compute_dtype: torch.dtype = torch.float32  # the student's compute dtype (trainer.mixed_precision)
+    frozen_dtype: torch.dtype = torch.float32  # the no-grad networks' dtype (perf.frozen_dtype): the target's copy
     ema_foreach: bool = True  # fused EMA update (False: the reference's Python loop)
     gradient_checkpointing: bool = False
 
@@ -36,6 +36,8 @@ class StudentAdapter(ABC):
     guidance_note: ClassVar[str]
     #: name -> object with a tensor ``state_dict``/``load_state_dict`` saved in checkpoints (the EMA)
     checkpoint_state: dict[str, Any]
+    #: the target pass runs the student network itself (LoRA), not a separate target network (full)
+    target_is_student: ClassVar[bool] = False
 
     @property
     @abstractmethod

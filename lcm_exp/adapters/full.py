@@ -33,9 +33,8 @@ class FullAdapter(StudentAdapter):
         self.ema = EMA(list(self.student.parameters()), list(self.target.parameters()), cfg.ema_decay,
                        foreach=options.ema_foreach)  # fmt: skip
         self.checkpoint_state = {"ema": self.ema}
-        low_precision = options.compute_dtype != torch.float32
-        self.target_copy = (ComputeDtypeCopy(self.target, options.compute_dtype)
-                            if options.target_in_compute_dtype and low_precision else None)  # fmt: skip
+        self.target_copy = (ComputeDtypeCopy(self.target, options.frozen_dtype)
+                            if options.frozen_dtype != torch.float32 else None)  # fmt: skip
         self._stale = True  # refreshed lazily, so weights loaded by a resume are picked up by the first step
         self._prepared = self.student
 

@@ -1,14 +1,23 @@
-"""LoRA student: PEFT adapters on the teacher network itself.
+"""LoRA student: PEFT adapters on a base network that holds the teacher's weights.
 
-The teacher is the same network with adapters disabled, so no second copy of the weights exists. The target is
-the student under stop-grad (reference) or, with ``target: ema``, a second adapter holding the EMA of the
-trained one, selected for the target pass (still one network). A guidance-conditioned LoRA (UNet teachers) also
-trains the LCM student's w-embedding input, ``time_embedding.cond_proj``.
+When the student's base runs in the frozen networks' dtype (mixed precision, or fp32 throughout), there is one copy
+of the weights: the adapters go onto the family's teacher network, and the teacher passes run through a plain view
+of it made before the adapters were added (the same weight tensors, none of PEFT's per-layer wrappers, which cost
+as much as the convolutions on a GPU). When the frozen dtype is lower than the student's (bf16 teacher, fp32 LoRA
+training on a CPU with fast bf16), the base is a second copy in the student's dtype.
+
+The target is the student under stop-grad (reference) or, with ``target: ema``, a second adapter holding the EMA
+of the trained one. When the frozen dtype is lower than the student's, the target pass runs a plain copy in the
+frozen dtype with the adapter merged into its weights (W + scale * B A, refreshed after each update): the same
+function as the student under stop-grad, without the adapter's extra convolutions and fp32 weights. A
+guidance-conditioned LoRA (UNet teachers) also trains the LCM student's w-embedding input,
+``time_embedding.cond_proj``.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import copy
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -47,6 +56,51 @@ def load_guidance_cond_proj(unet, model_dir) -> bool:
     return True
 
 
+def shared_view(network: torch.nn.Module) -> torch.nn.Module:
+    """A second module tree over the same parameter and buffer tensors (no weight memory): PEFT later wraps the
+    layers of ``network`` in place, this view keeps the plain ones."""
+    memo = {id(t): t for t in [*network.parameters(), *network.buffers()]}
+    return copy.deepcopy(network, memo)
+
+
+class MergedCopy:
+    """A plain copy of the teacher in its (frozen) dtype whose adapted layers hold W + scale * B A of one adapter of
+    the student: the student's function under stop-grad at the cost of a plain forward. Refreshed lazily, so the
+    weights a resume loads are picked up by the first step."""
+
+    def __init__(self, student: torch.nn.Module, teacher: torch.nn.Module, adapter: str):
+        from peft.tuners.lora import LoraLayer
+
+        self.module = copy.deepcopy(teacher).requires_grad_(False).eval()
+        self.adapter, self.stale = adapter, True
+        self._layers = [(layer, self.module.get_submodule(name)) for name, layer in student.named_modules()
+                        if isinstance(layer, LoraLayer)]  # fmt: skip
+        self._cond_proj = getattr(getattr(student, "time_embedding", None), "cond_proj", None)
+        if self._cond_proj is not None:  # a guidance-conditioned LoRA: its trained w embedding, copied on refresh
+            dtype = next(self.module.parameters()).dtype
+            self.module.time_embedding.cond_proj = copy.deepcopy(self._cond_proj).to(dtype).requires_grad_(False)
+
+    @torch.no_grad()
+    def refresh_if_stale(self) -> None:
+        if not self.stale:
+            return
+        for layer, plain in self._layers:
+            plain.weight.copy_(layer.get_base_layer().weight.float() + _delta(layer, self.adapter))
+        if self._cond_proj is not None:
+            self.module.time_embedding.cond_proj.weight.copy_(self._cond_proj.weight)
+        self.stale = False
+
+
+def _delta(layer, adapter: str) -> torch.Tensor:
+    """scale * B A as one matmul (PEFT's own get_delta_weight runs a convolution per conv layer, 5-10x slower on a
+    CPU); LoRA's B is 1x1 for convolutions, so B A is the merged kernel. Anything else: PEFT's own."""
+    base = layer.get_base_layer()
+    if layer.use_dora.get(adapter) or getattr(base, "groups", 1) != 1 or getattr(layer, "fan_in_fan_out", False):
+        return layer.get_delta_weight(adapter).float()
+    a, b = layer.lora_A[adapter].weight, layer.lora_B[adapter].weight
+    return (b.flatten(1).float() @ a.flatten(1).float()).view(base.weight.shape) * layer.scaling[adapter]
+
+
 @contextmanager
 def _active_adapter(unet, name: str | None):
     """Run with one adapter active (None: adapters disabled = the teacher), then restore the trained one."""
@@ -67,11 +121,19 @@ class LoraAdapter(StudentAdapter):
     guidance_note = ("A plain LCD LoRA learned a w-averaged map and is used without CFG (guidance_scale 1.0); values "
                      "slightly above 1 (up to about 2) add ordinary CFG on top, at twice the UNet cost per step.")
 
+    target_is_student = True
+
     def __init__(self, cfg, family, options: AdapterOptions = AdapterOptions()):
         self.cfg, self.component = cfg, family.denoiser_component
         self._call = family.denoiser_fn
-        self.net = family.denoiser  # base weights stay frozen in the compute dtype
+        if next(family.denoiser.parameters()).dtype == options.compute_dtype:
+            self.net = family.denoiser  # one copy of the weights: the base and (through a plain view) the teacher
+            self.teacher = shared_view(self.net)
+        else:
+            self.net = family.load_denoiser(options.compute_dtype).to(family.device)
+            self.teacher = family.denoiser
         self.net.requires_grad_(False)
+        merged_target = options.frozen_dtype != options.compute_dtype
         self.guidance_embedding_dim = None
         if cfg.guidance_conditioned:  # w-conditioned LoRA: w enters like in the full student; the teacher passes
             add_guidance_cond_proj(self.net, cfg.time_cond_proj_dim)  # timestep_cond=None, so it skips it
@@ -103,6 +165,8 @@ class LoraAdapter(StudentAdapter):
             self.net.enable_gradient_checkpointing()
         self.net.train()
         self._prepared = self.net
+        target_adapter = EMA_ADAPTER if self.ema else TRAINED
+        self.target_copy = MergedCopy(self.net, self.teacher, target_adapter) if merged_target else None
 
     def _adapter_params(self, name: str) -> list[torch.nn.Parameter]:
         return [p for n, p in self.net.named_parameters() if f".{name}." in n and "lora_" in n]
@@ -115,29 +179,28 @@ class LoraAdapter(StudentAdapter):
         self._prepared = prepared
 
     def networks(self) -> list[torch.nn.Module]:
-        return [self.net]  # the family's teacher network itself, carrying the adapters
+        """The student (adapters on its base), the plain teacher and, in a lower frozen dtype, the merged target."""
+        return [self.net, self.teacher, *([self.target_copy.module] if self.target_copy else [])]
 
     def distill_models(self) -> DistillModels:
-        call = self._call(self.net)
+        if self.target_copy is not None:
+            self.target_copy.refresh_if_stale()
+            target = self._call(self.target_copy.module)
+        else:
+            call = self._call(self.net)
 
-        def teacher(x, t, c):
-            with _active_adapter(self.net, None):
-                return call(x, t, c)
+            def target(x, t, c, w):
+                with _active_adapter(self.net, EMA_ADAPTER) if self.ema else nullcontext():
+                    return call(x, t, c, w)
 
-        def target(x, t, c, w):
-            with _active_adapter(self.net, EMA_ADAPTER if self.ema else TRAINED):
-                return call(x, t, c, w)
-
-        return DistillModels(
-            student=self._call(self._prepared),
-            teacher=teacher,
-            target=target,
-            guidance_embedding_dim=self.guidance_embedding_dim,
-        )
+        return DistillModels(student=self._call(self._prepared), teacher=self._call(self.teacher), target=target,
+                             guidance_embedding_dim=self.guidance_embedding_dim)  # fmt: skip
 
     def after_optimizer_step(self):
         if self.ema is not None:
             self.ema.update()
+        if self.target_copy is not None:
+            self.target_copy.stale = True
 
     @contextmanager
     def inference_denoiser(self):

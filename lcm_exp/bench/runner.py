@@ -27,7 +27,6 @@ from lcm_exp.bench.timing import make_clock, summarize
 from lcm_exp.bench.variants import Variant
 
 log = logging.getLogger(__name__)
-DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 @dataclass
@@ -75,6 +74,7 @@ def latent_cache_for(cfg, samples: int, device: torch.device) -> tuple[str, floa
     """The bench's latent cache of the run's data and teacher (built once, reused by later runs), and the seconds
     spent building it now (0 when reused)."""
     from lcm_exp.data.cache_latents import build_cache
+    from lcm_exp.models.precision import frozen_dtype
     from lcm_exp.data.latent_cache import META_FILE, shards_spec
 
     key = json.dumps(
@@ -95,7 +95,8 @@ def latent_cache_for(cfg, samples: int, device: torch.device) -> tuple[str, floa
     if (folder / META_FILE).is_file():
         return shards_spec(folder), 0.0
     t0 = time.perf_counter()
-    family = family_class(cfg)(cfg.model, device=device, weight_dtype=DTYPES[cfg.trainer.mixed_precision])
+    frozen = frozen_dtype(cfg.perf.frozen_dtype, cfg.trainer.mixed_precision, device)
+    family = family_class(cfg)(cfg.model, device=device, weight_dtype=frozen)
     _, spec = build_cache(
         cfg, folder, batch_size=cfg.trainer.batch_size, max_samples=samples, overwrite=True, family=family
     )

@@ -3,7 +3,8 @@
 Each YAML file in conf/ names its schema in its defaults list, so a typo in a key or a wrong type fails while
 Hydra composes, before anything heavy is imported. Groups whose variants carry different knobs (adapter, loss,
 model family) get one schema per variant; the root keeps them as ``Any`` so either variant can be chosen.
-Cross-field rules (w_min <= w_max, ...) live in ``validate.py``.
+An enumerated field is declared with ``choice(default, ALLOWED)``: its allowed values live in ``choices.py`` and
+``validate.py`` checks every such field. Cross-field rules (w_min <= w_max, ...) live in ``validate.py`` too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,37 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
+from lcm_exp.config.choices import (
+    ADAPTERS,
+    ATTENTION_BACKENDS,
+    AUTO_DTYPES,
+    CAPTION_CHOICES,
+    COND_PROJ_INITS,
+    CROPS,
+    DATA_CACHE_MODES,
+    DATA_SOURCES,
+    EMPTY_CAPTION_POLICIES,
+    FAMILIES,
+    FULL_EXPORT_WEIGHTS,
+    INTERPOLATIONS,
+    LAUNCHERS,
+    LOGGER_MODES,
+    LOGGERS,
+    LORA_EXPORT_WEIGHTS,
+    LORA_TARGETS,
+    LOSSES,
+    LR_SCHEDULERS,
+    MIXED_PRECISION,
+    NONFINITE_POLICIES,
+    OBJECTIVES,
+    ON_MISSING,
+    OPTIMIZERS,
+    SMALL_IMAGE_POLICIES,
+    SOLVER_DTYPES,
+    SWEEP_DIRECTIONS,
+    UNCOND_MODES,
+    choice,
+)
 from lcm_exp.evaluate.settings import EvalSettings
 
 # ---------------------------------------------------------------- model (teacher) families
@@ -22,20 +54,20 @@ from lcm_exp.evaluate.settings import EvalSettings
 class ModelConfig:
     """A teacher: a hub id or a local folder in the diffusers layout, loaded by the family named in ``family``."""
 
-    family: str = MISSING  # key of lcm_exp.models.FAMILIES (sd15 | sdxl | sd3)
+    family: str = choice(MISSING, FAMILIES)  # which family class loads the teacher
     teacher: str = MISSING  # hub id or folder; the resolved config records the absolute path / id + revision
     revision: Optional[str] = None
     variant: Optional[str] = None  # e.g. "fp16" weight files of the teacher
     vae: Optional[str] = None  # VAE override (hub id or folder), e.g. an fp16-safe SDXL VAE
-    vae_dtype: str = "fp32"  # fp32 | fp16 | bf16
+    vae_dtype: str = choice("auto", AUTO_DTYPES)  # auto: perf.frozen_dtype, but fp32 for fp16 (SD VAEs overflow)
     resolution: int = 512
-    uncond: str = "empty_prompt"  # unconditional branch: empty_prompt (encode "") | zeros
-    attention: str = "sdpa"  # UNets' and VAE's attention kernel: sdpa | xformers (package + CUDA) | classic (unfused)
+    uncond: str = choice("empty_prompt", UNCOND_MODES)  # unconditional branch: encode "" | zero embeddings
+    attention: str = choice("sdpa", ATTENTION_BACKENDS)  # every UNet's and the VAE's kernel (xformers: needs CUDA)
 
 
 @dataclass
 class SDXLModelConfig(ModelConfig):
-    uncond: str = "zeros"  # the reference SDXL scripts use zero prompt and pooled embeddings
+    uncond: str = choice("zeros", UNCOND_MODES)  # the reference SDXL scripts use zero prompt and pooled embeddings
     fixed_crop_and_size: bool = False  # time_ids with original = target and crop = 0 (reference --use_fix_crop_and_size)
 
 
@@ -53,11 +85,11 @@ class SD3ModelConfig(ModelConfig):
 class FullAdapterConfig:
     """Student = a full copy of the teacher UNet plus a guidance-embedding input; target = its EMA."""
 
-    name: str = "full"
+    name: str = choice("full", ADAPTERS)
     time_cond_proj_dim: int = 256
-    cond_proj_init: str = "random"  # random (reference: student != teacher at step 0) | zero (student == teacher)
+    cond_proj_init: str = choice("random", COND_PROJ_INITS)  # random (reference: student != teacher at step 0) | zero
     ema_decay: float = 0.95
-    export_weights: str = "ema"  # which student lands in model/unet: ema (reference) | online
+    export_weights: str = choice("ema", FULL_EXPORT_WEIGHTS)  # which student lands in model/unet (reference: ema)
 
 
 LORA_TARGET_MODULES = [
@@ -70,16 +102,16 @@ LORA_TARGET_MODULES = [
 class LoraAdapterConfig:
     """PEFT LoRA on the teacher UNet itself; the teacher is that UNet with adapters disabled."""
 
-    name: str = "lora"
+    name: str = choice("lora", ADAPTERS)
     rank: int = 64
     alpha: float = 64.0  # reference: alpha = rank (scale 1)
     dropout: float = 0.0
     target_modules: list[str] = field(default_factory=lambda: list(LORA_TARGET_MODULES))
-    target: str = "student"  # student (stop-grad, reference) | ema (EMA of the adapter weights)
+    target: str = choice("student", LORA_TARGETS)  # student (stop-grad, reference) | ema (EMA of the adapter weights)
     ema_decay: float = 0.95  # read only when target=ema
     guidance_conditioned: bool = False  # train a cond_proj + w embedding too (the plain LoRA learns a w-averaged map)
     time_cond_proj_dim: int = 256  # read only when guidance_conditioned
-    export_weights: str = "online"  # online | ema (only with target=ema)
+    export_weights: str = choice("online", LORA_EXPORT_WEIGHTS)  # ema only with target=ema
 
 
 # ---------------------------------------------------------------- losses
@@ -87,18 +119,18 @@ class LoraAdapterConfig:
 
 @dataclass
 class L2LossConfig:
-    name: str = "l2"
+    name: str = choice("l2", LOSSES)
 
 
 @dataclass
 class HuberLossConfig:
-    name: str = "huber"
+    name: str = choice("huber", LOSSES)
     huber_c: float = 0.001  # constant per element (reference default)
 
 
 @dataclass
 class PseudoHuberLossConfig:
-    name: str = "pseudo_huber"
+    name: str = choice("pseudo_huber", LOSSES)
     scale: float = 0.00054  # c = scale * sqrt(d), d = elements per sample (improved consistency training)
 
 
@@ -118,7 +150,7 @@ class GuidanceConfig:
 
 @dataclass
 class ObjectiveConfig:
-    name: str = "lcd"  # the consistency objective: lcd (Latent Consistency Distillation)
+    name: str = choice("lcd", OBJECTIVES)  # the consistency objective (lcd: Latent Consistency Distillation)
     num_ddim_timesteps: int = 50  # N of the skipping-step DDIM grid (k = T // N)
     timestep_scaling_factor: float = 10.0  # boundary scalings; must match LCMScheduler for inference
     sigma_data: float = 0.5
@@ -131,7 +163,7 @@ class FiltersConfig:
     min_original_size: Optional[int] = None  # original height and width must both reach it
     max_pwatermark: Optional[float] = None
     min_aesthetic: Optional[float] = None
-    on_missing: str = "keep"  # keep | drop a sample whose json lacks the key a filter reads (diffusers #5743)
+    on_missing: str = choice("keep", ON_MISSING)  # a sample whose json lacks a filter's key (diffusers #5743)
     pwatermark_keys: list[str] = field(default_factory=lambda: ["pwatermark"])
     aesthetic_keys: list[str] = field(default_factory=lambda: ["aesthetic", "AESTHETIC_SCORE", "aesthetic_score"])
 
@@ -144,7 +176,7 @@ class DataConfig:
     shards/resampled/image_keys are WebDataset-only, path/split/columns belong to the other two.
     """
 
-    source: str = "webdataset"  # webdataset | imagefolder | hf_dataset
+    source: str = choice("webdataset", DATA_SOURCES)
     shards: Any = MISSING  # webdataset: str (brace range, pipe: command) or a list of them
     # imagefolder: the folder; hf_dataset: a save_to_disk folder, a local dataset folder, or a hub dataset name
     path: Optional[str] = None
@@ -157,32 +189,37 @@ class DataConfig:
     num_workers: int = 4
     persistent_workers: bool = False
     image_keys: list[str] = field(default_factory=lambda: ["jpg", "jpeg", "png", "webp"])
-    image_interpolation: str = "bilinear"  # bilinear | bicubic | lanczos
-    crop: str = "random"  # random | center
+    image_interpolation: str = choice("bilinear", INTERPOLATIONS)
+    crop: str = choice("random", CROPS)
     random_flip: bool = False
-    small_image: str = "upscale"  # upscale | skip images smaller than the resolution
+    small_image: str = choice("upscale", SMALL_IMAGE_POLICIES)  # images smaller than the resolution
     max_image_pixels: int = 8192 * 8192  # larger images are refused as decompression bombs
     caption_keys: list[str] = field(default_factory=lambda: ["txt", "text", "caption"])
     caption_json_field: Optional[str] = "caption"
-    caption_choice: str = "first"  # first | random, when a caption is a list
-    empty_caption: str = "keep"  # keep | skip
+    caption_choice: str = choice("first", CAPTION_CHOICES)  # when a caption is a list
+    empty_caption: str = choice("keep", EMPTY_CAPTION_POLICIES)
     size_json_keys: list[list[str]] = field(
         default_factory=lambda: [["original_height", "original_width"], ["height", "width"]]
     )  # candidate (height, width) keys of the ORIGINAL size in the json; else the decoded image's size
     filters: FiltersConfig = field(default_factory=FiltersConfig)
     max_consecutive_skips: int = 1000  # a worker raises after this many drops in a row (dead data)
+    stall_timeout_s: float = 120.0  # a shard that sends no byte for this long (a hung pipe:) stops the run, naming it
     max_skip_fraction: float = 0.5  # the run stops when more of the samples seen so far were bad
+    # auto: a latent cache shared by every run of the same data and teacher, made where the data repeats (lcm_exp/
+    # train/shared_cache.py) | never: encode every step | always: cache any local data
+    cache: str = choice("auto", DATA_CACHE_MODES)
+    cache_max_samples: int = 100_000  # auto caches at most this many samples
 
 
 @dataclass
 class OptimConfig:
-    name: str = "adamw"  # adamw | adamw8bit
+    name: str = choice("adamw", OPTIMIZERS)
     lr: float = 1e-6
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     weight_decay: float = 1e-2
     eps: float = 1e-8
     max_grad_norm: float = 1.0
-    lr_scheduler: str = "constant"  # any diffusers.optimization scheduler name
+    lr_scheduler: str = choice("constant", LR_SCHEDULERS)  # diffusers.optimization schedulers
     lr_warmup_steps: int = 500
     scale_lr: bool = False  # lr *= global batch size (per-process batch x processes x accumulation)
 
@@ -192,14 +229,14 @@ class TrainerConfig:
     max_train_steps: int = 1000
     batch_size: int = 8  # per process
     gradient_accumulation_steps: int = 1
-    mixed_precision: str = "no"  # no | fp16 | bf16; teacher and target run in this dtype too
+    mixed_precision: str = choice("no", MIXED_PRECISION)  # teacher and target run in this dtype too
     gradient_checkpointing: bool = False
     allow_tf32: bool = True
     checkpointing_steps: int = 500
     checkpoints_total_limit: Optional[int] = None
     resume_from_checkpoint: Optional[str] = None  # latest | a checkpoint folder
     log_every_n_steps: int = 10
-    nonfinite: str = "skip"  # a step with a NaN/inf loss: skip it (counted) | stop (the last checkpoint stays)
+    nonfinite: str = choice("skip", NONFINITE_POLICIES)  # a NaN/inf loss: skip the step (counted) | stop
     max_consecutive_nonfinite: int = 5  # with skip: abort after this many bad steps in a row
 
 
@@ -235,23 +272,23 @@ class ExportConfig:
 
 @dataclass
 class LoggerConfig:
-    name: str = "none"  # none | tensorboard | wandb
+    name: str = choice("none", LOGGERS)
     project: str = "lcm_exp"
-    mode: str = "offline"  # wandb mode: online | offline | disabled
+    mode: str = choice("offline", LOGGER_MODES)  # wandb mode
 
 
 @dataclass
 class InlineLauncherConfig:
     """Train in the Hydra process itself (also what each rank does under `accelerate launch launch.py`)."""
 
-    name: str = "inline"
+    name: str = choice("inline", LAUNCHERS)
 
 
 @dataclass
 class AccelerateLauncherConfig:
     """Hydra composes once; the job starts its workers as a child `accelerate launch` reading the run dir."""
 
-    name: str = "accelerate"
+    name: str = choice("accelerate", LAUNCHERS)
     num_processes: int = 1  # per machine (GPUs per node)
     num_machines: int = 1
     machine_rank: int = 0
@@ -279,14 +316,19 @@ class PerfConfig:
 
     teacher_single_pass: bool = True  # cond + uncond as one 2B teacher call (reference: two calls)
     no_grad_first: bool = True  # teacher and target run before the student forward (reference: student first)
-    frozen_weights_in_compute_dtype: bool = True  # teacher, target, LoRA base stored in the mixed-precision dtype
+    # dtype of the networks that take no gradient (teacher, text encoders, the target's copy; the VAE with
+    # model.vae_dtype=auto): auto = the mixed-precision dtype, or in full precision bf16 where the device runs bf16
+    # matmuls fast (lcm_exp/perf/precision.py) | fp32 (reference) | bf16 | fp16
+    frozen_dtype: str = choice("auto", AUTO_DTYPES)
+    reference_autocast: bool = False  # the reference's dtype-less torch.autocast around its teacher (and LoRA target)
     ema_foreach: bool = True  # fused foreach EMA (reference: a Python loop over the tensors)
-    solver_dtype: str = "fp32"  # fp32 | fp64: the DDIM-step table (reference: float64, promotes z_prev)
+    solver_dtype: str = choice("fp32", SOLVER_DTYPES)  # the DDIM-step table (reference: fp64, promotes z_prev)
     host_side_sampling: bool = False  # w and its embedding made on the CPU and copied (reference)
     sync_every_step: bool = False  # read the loss back to the host every step (reference); else at log intervals
     fused_optimizer: bool = True  # fused AdamW where torch has the kernel (CUDA, CPU); false: torch's default (reference)
     channels_last: bool = False  # UNets in channels_last memory format (opt-in: a GPU win, none measured on CPU)
     compile: bool = False  # torch.compile the UNets (minutes of warm-up; pays off on long GPU runs)
+    cudnn_benchmark: bool = True  # cuDNN picks the fastest kernel per conv shape (training shapes are fixed; CUDA)
 
 
 @dataclass
@@ -295,7 +337,7 @@ class SweepConfig:
 
     name: Optional[str] = None  # named sweep: dir <log_dir>/sweeps/<name>; a rerun skips done jobs, resumes others
     objective: str = "final_loss"  # metric each job returns to the sweeper (a wrong name lists the available ones)
-    direction: str = "minimize"  # minimize | maximize: which objective the summary calls best
+    direction: str = choice("minimize", SWEEP_DIRECTIONS)  # which objective the summary calls best
     derive_seeds: bool = True  # job seed = hash(seed, job overrides); false: every job trains with `seed`
     base_seed: Optional[int] = None  # set by the job: the sweep seed its own seed was derived from
     overrides: list[str] = field(default_factory=list)  # set by the job: the overrides that identify it

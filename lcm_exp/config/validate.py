@@ -1,62 +1,35 @@
-"""Cross-field rules the schemas cannot express, checked before any model loads.
+"""Every rule a composed config must pass, checked before any weight loads; each problem names its key.
 
-``validate_config`` reads only plain values (no resolver that builds a teacher runs, nothing heavy is
-imported), so a bad value dies in about a second. ``validate_against_teacher`` then reads the teacher's
-scheduler and VAE *configs* (json only, no weights) for the rules that depend on the checkpoint.
-All problems are collected and reported together, each naming its key.
+``validate_config`` reads only plain values (no resolver that builds a teacher or shards runs, nothing heavy is
+imported unless a value needs the hardware: fp16 or xformers ask torch whether a GPU is there), so a bad value dies in
+about a second. It checks: values never set (``???``), every enumerated field against its allowed values (declared
+once, in ``choices.py``, on the schema field), ranges, and cross-field rules. ``validate_against_teacher`` then reads
+the files the run will use, without loading weights: the teacher's json configs and weight-file headers, the LoRA
+targets against the UNet built on the meta device, the checkpoint to resume from, and the local shard files.
+All problems of a phase are reported together.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from lcm_exp.config.choices import ADAPTERS, DATA_SOURCES, LOSSES, allowed_values
 from lcm_exp.config.errors import ConfigError
 from lcm_exp.evaluate.settings import EVAL_METRIC_PREFIX, EvalSettings
-from lcm_exp.models.registry import FAMILY_FACTS, FAMILY_NAMES
+from lcm_exp.models.registry import FAMILY_FACTS
 
-ADAPTERS = ("full", "lora")
-LOSSES = ("l2", "huber", "pseudo_huber")
-DTYPES = ("fp32", "fp16", "bf16")
-MIXED_PRECISION = ("no", "fp16", "bf16")
-OPTIMIZERS = ("adamw", "adamw8bit")
-LR_SCHEDULERS = (
-    "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup", "piecewise_constant",
-)  # fmt: skip
-LOGGERS = ("none", "tensorboard", "wandb")
-LAUNCHERS = ("inline", "accelerate")
-DATA_SOURCES = ("webdataset", "imagefolder", "hf_dataset", "latent_cache")
-ATTENTION_BACKENDS = ("sdpa", "xformers", "classic")
+Rule = tuple[str, Callable[[Any], bool], str]  # (key, predicate, what the value must be)
 
-# (key, allowed values) for every enumerated string knob; adapter/loss/model keys are checked per variant.
-_CHOICES: dict[str, tuple[str, ...]] = {
-    "data.source": DATA_SOURCES,
-    "data.image_interpolation": ("bilinear", "bicubic", "lanczos"),
-    "data.caption_choice": ("first", "random"),
-    "data.crop": ("random", "center"),
-    "data.small_image": ("upscale", "skip"),
-    "data.empty_caption": ("keep", "skip"),
-    "data.filters.on_missing": ("keep", "drop"),
-    "optim.name": OPTIMIZERS,
-    "optim.lr_scheduler": LR_SCHEDULERS,
-    "trainer.mixed_precision": MIXED_PRECISION,
-    "trainer.nonfinite": ("skip", "stop"),
-    "logger.name": LOGGERS,
-    "logger.mode": ("online", "offline", "disabled"),
-    "launcher.name": LAUNCHERS,
-    "model.family": FAMILY_NAMES,
-    "model.vae_dtype": DTYPES,
-    "model.uncond": ("empty_prompt", "zeros"),
-    "model.attention": ATTENTION_BACKENDS,
-}
-
-# (key, predicate, what it must be)
-_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
-    ("guidance.w_min", lambda v: v >= 0, ">= 0"),
+_RULES: list[Rule] = [
+    ("seed", lambda v: 0 <= v < 2**32, "in [0, 2**32) (numpy and torch seeds)"),
     ("objective.num_ddim_timesteps", lambda v: v >= 1, ">= 1"),
     ("objective.timestep_scaling_factor", lambda v: v > 0, "> 0"),
     ("objective.sigma_data", lambda v: v > 0, "> 0"),
@@ -68,6 +41,7 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("trainer.checkpoints_total_limit", lambda v: v is None or v >= 1, "null or >= 1"),
     ("trainer.log_every_n_steps", lambda v: v >= 1, ">= 1"),
     ("trainer.max_consecutive_nonfinite", lambda v: v >= 1, ">= 1"),
+    ("trainer.resume_from_checkpoint", lambda v: v is None or bool(str(v).strip()), "null, latest or a folder"),
     ("optim.lr", lambda v: v > 0, "> 0"),
     ("optim.weight_decay", lambda v: v >= 0, ">= 0"),
     ("optim.eps", lambda v: v > 0, "> 0"),
@@ -79,83 +53,68 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("data.max_image_pixels", lambda v: v >= 1, ">= 1"),
     ("data.max_skip_fraction", lambda v: 0 < v <= 1, "in (0, 1]"),
     ("data.max_consecutive_skips", lambda v: v >= 1, ">= 1"),
+    ("data.stall_timeout_s", lambda v: v > 0, "> 0 seconds"),
     ("data.caption_keys", lambda v: len(v) >= 1, "a non-empty list"),
+    ("data.image_keys", lambda v: len(v) >= 1, "a non-empty list"),
+    ("data.size_json_keys", lambda v: all(len(pair) == 2 for pair in v), "a list of [height_key, width_key] pairs"),
     ("validation.every_n_steps", lambda v: v >= 0, ">= 0 (0 disables)"),
-    ("validation.num_inference_steps", lambda v: len(v) >= 1 and all(s >= 1 for s in v), "a non-empty list of ints >= 1"),
+    ("validation.num_inference_steps", lambda v: len(v) >= 1 and all(s >= 1 for s in v), "a list of ints >= 1"),
     ("validation.seeds", lambda v: len(v) >= 1, "a non-empty list"),
     ("validation.prompts", lambda v: len(v) >= 1, "a non-empty list"),
-]
+    ("validation.guidance_scale", lambda v: v is None or v >= 1,
+     "null (the adapter's recommendation) or >= 1 (guidance_scale = w + 1, w >= 0)"),
+    ("sweep.objective", lambda v: bool(str(v).strip()), "a metric name, e.g. final_loss"),
+    ("sweep.name", lambda v: v is None or (bool(str(v).strip()) and "/" not in str(v)), "null or a name without '/'"),
+]  # fmt: skip
 
-_ADAPTER_RULES: dict[str, list[tuple[str, Callable[[Any], bool], str]]] = {
+_ADAPTER_RULES: dict[str, list[Rule]] = {
     "full": [
         ("time_cond_proj_dim", lambda v: v >= 1, ">= 1"),
-        ("cond_proj_init", lambda v: v in ("random", "zero"), "one of [random, zero]"),
         ("ema_decay", lambda v: 0 <= v < 1, "in [0, 1)"),
-        ("export_weights", lambda v: v in ("ema", "online"), "one of [ema, online]"),
     ],
     "lora": [
         ("rank", lambda v: v >= 1, ">= 1"),
         ("alpha", lambda v: v > 0, "> 0"),
         ("dropout", lambda v: 0 <= v < 1, "in [0, 1)"),
-        ("target_modules", lambda v: len(v) >= 1, "a non-empty list"),
-        ("target", lambda v: v in ("student", "ema"), "one of [student, ema]"),
+        ("target_modules", lambda v: len(v) >= 1 and all(str(m).strip() for m in v), "a non-empty list of names"),
         ("ema_decay", lambda v: 0 <= v < 1, "in [0, 1)"),
         ("time_cond_proj_dim", lambda v: v >= 1, ">= 1"),
-        ("export_weights", lambda v: v in ("online", "ema"), "one of [online, ema]"),
     ],
 }
 
-_ACCELERATE_RULES = [
+_ACCELERATE_RULES: list[Rule] = [
     ("num_processes", lambda v: v >= 1, ">= 1"),
     ("num_machines", lambda v: v >= 1, ">= 1"),
     ("machine_rank", lambda v: v >= 0, ">= 0"),
     ("main_process_port", lambda v: v is None or 0 < v < 65536, "null (a free port) or a port number"),
 ]
 
-_LOSS_RULES: dict[str, list[tuple[str, Callable[[Any], bool], str]]] = {
+_LOSS_RULES: dict[str, list[Rule]] = {
     "l2": [],
     "huber": [("huber_c", lambda v: v > 0, "> 0")],
     "pseudo_huber": [("scale", lambda v: v > 0, "> 0")],
 }
 
-
-def _get(cfg: DictConfig, key: str) -> Any:
-    node: Any = cfg
-    for part in key.split("."):
-        node = node[part]
-    return node
-
-
-def _check_rules(cfg: DictConfig, prefix: str, rules, problems: list[str]) -> None:
-    for key, ok, expected in rules:
-        full = f"{prefix}{key}"
-        value = _get(cfg, full)
-        try:
-            good = ok(value)
-        except TypeError:
-            good = False
-        if not good:
-            problems.append(f"{full}={value!r}: must be {expected}")
+# what to set when a key is left at ??? (others get a generic line)
+_MISSING_HINTS = {
+    "data.shards": "data.source=webdataset reads shards: give a path with brace ranges ('/d/s-{000..009}.tar', "
+    "quoted for Hydra), a pipe: command, or a list of them",
+    "model.teacher": "give a hub id or a local diffusers folder",
+}
 
 
 def validate_config(cfg: DictConfig) -> None:
     """Raise ConfigError listing every violated rule; touches no teacher and no heavy module."""
     problems: list[str] = []
-    for key, allowed in _CHOICES.items():
-        value = _get(cfg, key)
-        if value not in allowed:
-            problems.append(f"{key}={value!r}: unknown, choose one of [{', '.join(allowed)}]")
-    _check_rules(cfg, "", _RULES, problems)
-
-    w_min, w_max = cfg.guidance.w_min, cfg.guidance.w_max
-    if w_min > w_max:
-        problems.append(f"guidance.w_min={w_min} > guidance.w_max={w_max}: w_min must be <= w_max")
+    missing = _missing_keys(cfg)
+    problems += [f"{key} is not set: {_MISSING_HINTS.get(key, 'give it a value')}" for key in missing]
+    _check_choices(cfg, "", problems)
+    _check_rules(cfg, "", _RULES, missing, problems)
+    problems += guidance_problems(cfg.guidance.w_min, cfg.guidance.w_max)
 
     adapter = cfg.adapter.name
-    if adapter not in _ADAPTER_RULES:
-        problems.append(f"adapter.name={adapter!r}: unknown, choose one of [{', '.join(ADAPTERS)}]")
-    else:
-        _check_rules(cfg, "adapter.", _ADAPTER_RULES[adapter], problems)
+    if adapter in ADAPTERS:
+        _check_rules(cfg, "adapter.", _ADAPTER_RULES[adapter], missing, problems)
         if adapter == "lora" and cfg.adapter.export_weights == "ema" and cfg.adapter.target != "ema":
             problems.append("adapter.export_weights='ema' needs adapter.target='ema' (no EMA is kept otherwise)")
         facts = FAMILY_FACTS.get(cfg.model.family)
@@ -163,44 +122,138 @@ def validate_config(cfg: DictConfig) -> None:
             problems.append(f"adapter.guidance_conditioned=true: a LoRA on the {cfg.model.family} family's "
                             f"{facts.denoiser} has no w embedding; train a fixed-w LoRA (guidance.w_min = "
                             "guidance.w_max) or adapter=full, whose student embeds w")
-
     if cfg.launcher.name == "accelerate":
-        _check_rules(cfg, "launcher.", _ACCELERATE_RULES, problems)
+        _check_rules(cfg, "launcher.", _ACCELERATE_RULES, missing, problems)
+    if cfg.loss.name in LOSSES:
+        _check_rules(cfg, "loss.", _LOSS_RULES[cfg.loss.name], missing, problems)
 
-    loss = cfg.loss.name
-    if loss not in _LOSS_RULES:
-        problems.append(f"loss.name={loss!r}: unknown, choose one of [{', '.join(LOSSES)}]")
-    else:
-        _check_rules(cfg, "loss.", _LOSS_RULES[loss], problems)
-
-    if cfg.data.source in ("webdataset", "latent_cache"):
-        shards = cfg.data._get_node("shards")._value()  # raw: an interpolation (generated shards) is not resolved here
-        empty = shards is None or (not shards.strip() if isinstance(shards, str) else not len(shards))
-        if not OmegaConf.is_interpolation(cfg.data, "shards") and empty:
-            problems.append("data.shards is empty: give a path with brace ranges, a pipe: command, or a list of them")
-    elif cfg.data.source in DATA_SOURCES:
-        _check_data_path(cfg.data, problems)
-    _check_attention(cfg.model.attention, problems)
+    _check_data_source(cfg.data, missing, problems)
+    _check_hardware(cfg, problems)
     _check_export(cfg, problems)
     _check_evaluation(cfg, problems)
-
     if problems:
         raise ConfigError(problems)
 
 
-def _check_data_path(data: DictConfig, problems: list[str]) -> None:
-    """imagefolder / hf_dataset read ``data.path`` (a folder must exist; a dataset name is checked when loaded)."""
+def guidance_problems(w_min: float, w_max: float, prefix: str = "guidance.") -> list[str]:
+    """The rules of a (w_min, w_max) pair (LCM convention: w >= 0), also for sweeps' guidance pairs."""
+    problems = []
+    if w_min < 0:
+        problems.append(f"{prefix}w_min={w_min}: must be >= 0 (guided = (1 + w) * cond - w * uncond)")
+    if w_min > w_max:
+        problems.append(f"{prefix}w_min={w_min} > {prefix}w_max={w_max}: w_min must be <= w_max")
+    return problems
+
+
+def _missing_keys(node: DictConfig, prefix: str = "") -> list[str]:
+    """Keys left at ``???``, without resolving any interpolation."""
+    found = []
+    for key in node:
+        full = f"{prefix}{key}"
+        if OmegaConf.is_missing(node, key):
+            found.append(full)
+        elif not OmegaConf.is_interpolation(node, key) and isinstance(node._get_node(key), DictConfig):
+            found += _missing_keys(node._get_node(key), f"{full}.")
+    return found
+
+
+def _check_choices(node: DictConfig, prefix: str, problems: list[str]) -> None:
+    """Every field declared with ``choice()`` in the node's schema, in every (typed) node of the tree."""
+    schema = OmegaConf.get_type(node)
+    fields = dataclasses.fields(schema) if dataclasses.is_dataclass(schema) else ()
+    for schema_field in fields:
+        allowed = allowed_values(schema_field)
+        name = schema_field.name
+        if allowed is None or name not in node or OmegaConf.is_missing(node, name):
+            continue
+        try:
+            value = node[name]
+        except Exception as err:  # an interpolation that cannot be resolved
+            problems.append(f"{prefix}{name}: {err}".splitlines()[0])
+            continue
+        if value not in allowed:
+            problems.append(f"{prefix}{name}={value!r}: unknown, choose one of [{', '.join(allowed)}]")
+    for key in node:
+        if not OmegaConf.is_interpolation(node, key) and isinstance(node._get_node(key), DictConfig):
+            _check_choices(node._get_node(key), f"{prefix}{key}.", problems)
+
+
+def _check_rules(cfg: DictConfig, prefix: str, rules: list[Rule], missing: list[str], problems: list[str]) -> None:
+    for key, ok, expected in rules:
+        full = f"{prefix}{key}"
+        if full in missing:
+            continue
+        value = OmegaConf.select(cfg, full)
+        try:
+            good = ok(value)
+        except TypeError:
+            good = False
+        if not good:
+            shown = list(value) if OmegaConf.is_list(value) else value
+            problems.append(f"{full}={shown!r}: must be {expected}")
+
+
+def _check_data_source(data: DictConfig, missing: list[str], problems: list[str]) -> None:
+    """Each source's own keys: shards for webdataset / latent_cache, a path for imagefolder / hf_dataset."""
+    if data.source in ("webdataset", "latent_cache"):
+        if "data.shards" in missing or OmegaConf.is_interpolation(data, "shards"):
+            return  # reported above / generated shards, checked once resolved
+        shards = data.shards
+        empty = shards is None or (not shards.strip() if isinstance(shards, str) else not len(shards))
+        if empty:
+            problems.append("data.shards is empty: give a path with brace ranges, a pipe: command, or a list of them")
+        return
+    if data.source not in DATA_SOURCES:
+        return  # reported by the choices
     path = data.path
     if path is None or not str(path).strip():
         problems.append(f"data.path is not set: data.source={data.source} needs it (a folder, or a dataset name)")
     elif data.source == "imagefolder" and not Path(path).expanduser().is_dir():
         problems.append(f"data.path={path!r}: no such folder (data.source=imagefolder)")
+    if data.source == "hf_dataset" and importlib.util.find_spec("datasets") is None:
+        problems.append("data.source=hf_dataset needs the `datasets` package: pip install 'lcm_exp[datasets]' (or "
+                        "convert once: python -m lcm_exp.data.make_shards --hf-dataset ... on a machine that has it)")
 
 
-def _check_attention(backend: str, problems: list[str]) -> None:
-    if backend == "xformers" and importlib.util.find_spec("xformers") is None:
+def _check_hardware(cfg: DictConfig, problems: list[str]) -> None:
+    """fp16 autocast (with its grad scaler) and xformers need a GPU: refuse them here, not at step 1."""
+    fp16, xformers = cfg.trainer.mixed_precision == "fp16", cfg.model.attention == "xformers"
+    if xformers and importlib.util.find_spec("xformers") is None:
         problems.append("model.attention='xformers': the xformers package is not installed (install the build matching "
                         "your torch and CUDA), or use model.attention=sdpa, PyTorch's fused attention")
+        xformers = False
+    if not (fp16 or xformers):
+        return
+    cuda = _has_cuda(cfg)
+    if fp16 and not cuda and not _has_other_accelerator(cfg):
+        problems.append("trainer.mixed_precision='fp16' needs a GPU and none is visible here: on a CPU use "
+                        "trainer.mixed_precision=bf16 or no")
+    if xformers and not cuda:
+        problems.append("model.attention='xformers': its kernels run on CUDA GPUs only and none is visible here; use "
+                        "model.attention=sdpa")
+
+
+def _cpu_forced(cfg: DictConfig) -> bool:
+    launcher_cpu = cfg.launcher.name == "accelerate" and cfg.launcher.cpu
+    return bool(launcher_cpu) or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+
+
+def _has_cuda(cfg: DictConfig) -> bool:
+    if _cpu_forced(cfg):
+        return False
+    import torch  # only for configs that need a GPU: about a second
+
+    return torch.cuda.is_available()
+
+
+def _has_other_accelerator(cfg: DictConfig) -> bool:
+    """An accelerator other than CUDA (XPU, NPU, MPS...) where accelerate runs fp16 too."""
+    if _cpu_forced(cfg):
+        return False
+    import torch
+
+    accelerator = getattr(torch, "accelerator", None)
+    return bool(accelerator and accelerator.is_available())
 
 
 def _check_export(cfg: DictConfig, problems: list[str]) -> None:
@@ -221,8 +274,9 @@ def _check_evaluation(cfg: DictConfig, problems: list[str]) -> None:
     """The evaluation settings' own checks, named by key; an eval:* sweep objective needs the evaluation to run."""
     try:
         settings = EvalSettings(**OmegaConf.to_container(cfg.evaluation))
-    except (ValueError, TypeError) as err:
-        problems.append(f"evaluation: {err}")
+    except (ValueError, TypeError) as err:  # "evaluation settings: w=-1: ...; steps=[]: ..." -> one per key
+        text = str(err).removeprefix("evaluation settings: ")
+        problems.extend(f"evaluation.{part}" for part in text.split("; "))
         return
     if settings.at_end and not cfg.export.enabled:
         problems.append("evaluation.at_end=true evaluates the exported student: it needs export.enabled=true")
@@ -234,13 +288,15 @@ def _check_evaluation(cfg: DictConfig, problems: list[str]) -> None:
 
 
 def validate_against_teacher(cfg) -> dict[str, Any]:
-    """Check the rules that need the teacher's scheduler and VAE configs (json only, before weights load).
+    """Check the files the run will read, before any weight loads: the teacher (json, weight headers), the local shard
+    files, the checkpoint to resume from, the LoRA targets (against the UNet built on the meta device).
 
-    Returns what was read (num_train_timesteps, prediction_type, vae_scale_factor) for the run record.
+    ``cfg`` is the resolved RunConfig. Returns what was read of the teacher (num_train_timesteps, prediction_type,
+    vae_scale_factor) for the run record.
     """
     from lcm_exp.models.teacher_facts import read_teacher_facts
 
-    facts = read_teacher_facts(cfg.model)
+    facts = read_teacher_facts(cfg.model)  # raises: nothing else can be judged without the teacher
     problems = []
     n, t = cfg.objective.num_ddim_timesteps, facts["num_train_timesteps"]
     if not 1 <= n <= t:
@@ -254,6 +310,100 @@ def validate_against_teacher(cfg) -> dict[str, Any]:
         from lcm_exp.toy.build import read_toy_world
 
         problems.extend(cfg.evaluation.objective_problems(read_toy_world(cfg.model.teacher) is not None))
+    problems += _shard_problems(cfg.data)
+    problems += resume_problems(cfg)
+    if not problems and cfg.adapter.name == "lora":  # last: for a hub teacher it imports diffusers
+        from lcm_exp.models.teacher_facts import lora_target_problems, unet_layers
+
+        layers = unet_layers(cfg.model.teacher, cfg.model.revision, cfg.model.variant,
+                             FAMILY_FACTS[cfg.model.family].denoiser)
+        problems += lora_target_problems(list(cfg.adapter.target_modules), layers)
     if problems:
         raise ConfigError(problems)
     return facts
+
+
+def _shard_problems(data) -> list[str]:
+    """Every local shard of the spec exists (pipe: commands and urls are judged when read); an image folder has images
+    and readable metadata."""
+    if data.source == "imagefolder":
+        from lcm_exp.data.image_folder_source import ImageFolderReader
+
+        try:
+            ImageFolderReader(data.path, data.caption_column, data.caption_keys)
+        except (OSError, ValueError) as err:
+            return [f"data.path: {err}"]
+    if data.source not in ("webdataset", "latent_cache"):
+        return []
+    from lcm_exp.data.shards import expand_shards  # light: braceexpand only
+
+    try:
+        expand_shards(data.shards)
+    except (ValueError, FileNotFoundError) as err:
+        return [str(err)]
+    return []
+
+
+def resume_problems(cfg) -> list[str]:
+    """The checkpoint a run would resume from (an explicit folder, or the run dir's newest one when it holds an
+    interrupted run) exists, is complete, and was written by this adapter with these shapes; read from the
+    safetensors header of its model.safetensors only."""
+    key, spec = "trainer.resume_from_checkpoint", cfg.trainer.resume_from_checkpoint
+    run_dir = Path(cfg.paths.output_dir)
+    if spec is None or spec == "latest":
+        if cfg.force or not (run_dir / "checkpoints").is_dir() or (spec is None and _status(run_dir) == "completed"):
+            return []  # nothing is resumed (or the launch is refused for the completed run it would replace)
+    elif not Path(spec).expanduser().is_dir():
+        return [f"{key}={spec!r}: no such folder; give latest or a <run dir>/checkpoints/checkpoint-<step> folder"]
+    from lcm_exp.models.teacher_files import CorruptWeightsError, read_safetensors_header
+    from lcm_exp.train.checkpoint import MARKER, complete_checkpoints  # imports torch: only when there is a folder
+
+    if spec is None or spec == "latest":
+        done = complete_checkpoints(run_dir / "checkpoints")
+        if not done:
+            return []
+        path, named = done[-1], f"{key}={spec or 'latest'!r} (the run dir's {done[-1].name})"
+    else:
+        path, named = Path(spec).expanduser(), f"{key}={spec!r}"
+        if not (path / MARKER).is_file():
+            inside = complete_checkpoints(path / "checkpoints")
+            hint = f" (a run dir: did you mean {inside[-1]}?)" if inside else " (a save cut short, or not a checkpoint)"
+            return [f"{named}: not a complete checkpoint folder{hint}"]
+    try:
+        header = read_safetensors_header(path / "model.safetensors")
+    except (OSError, CorruptWeightsError) as err:
+        return [f"{named}: cannot read its model.safetensors: {err}"]
+    return [f"{named}: {p}" for p in _checkpoint_mismatches(header, cfg.adapter)]
+
+
+def _status(run_dir: Path) -> str | None:
+    try:
+        return json.loads((run_dir / "run.json").read_text()).get("status")
+    except (OSError, ValueError):
+        return None
+
+
+def _checkpoint_mismatches(header: dict[str, Any], adapter) -> list[str]:
+    """What the student in a checkpoint's model.safetensors header says about the adapter that wrote it."""
+    lora_a = {k: v for k, v in header.items() if ".lora_A." in k}
+    kind = "lora" if lora_a else "full"
+    if kind != adapter.name:
+        return [f"written by adapter={kind}, but this run has adapter={adapter.name}; use adapter={kind} "
+                "to resume it, or start a new run (another hydra.run.dir, or force=true)"]  # fmt: skip
+    cond_proj = header.get("time_embedding.cond_proj.weight",  # a UNet student's w input; SD3's guidance_embedder
+                           header.get("time_text_embed.guidance_embedder.linear_1.weight"))
+    expected_dim = adapter.time_cond_proj_dim if kind == "full" or adapter.guidance_conditioned else None
+    found_dim = cond_proj["shape"][1] if cond_proj else None
+    problems = []
+    if found_dim != expected_dim:
+        problems.append(f"its guidance embedding has time_cond_proj_dim={found_dim}, this run expects {expected_dim} "
+                        "(adapter.time_cond_proj_dim / adapter.guidance_conditioned)")
+    if kind == "lora":
+        ranks = sorted({v["shape"][0] for v in lora_a.values()})
+        if ranks != [adapter.rank]:
+            problems.append(f"its LoRA rank is {ranks}, this run has adapter.rank={adapter.rank}")
+        has_ema = any(".lora_A.ema." in k for k in lora_a)
+        if has_ema != (adapter.target == "ema"):
+            problems.append(f"it {'has' if has_ema else 'has no'} EMA adapter, this run has adapter.target="
+                            f"{adapter.target}")  # fmt: skip
+    return problems

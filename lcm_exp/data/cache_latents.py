@@ -19,7 +19,6 @@ import sys
 import torch
 
 log = logging.getLogger(__name__)
-DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def build_cache(
@@ -36,14 +35,15 @@ def build_cache(
     """Write the cache for a composed RunConfig; returns (meta, data.shards spec). ``family``: reuse a built one."""
     from lcm_exp.data.latent_cache import meta_for, shards_spec, write_latent_cache
     from lcm_exp.data.webdataset_pipeline import build_dataloader
+    from lcm_exp.models.precision import frozen_dtype
     from lcm_exp.models.registry import get_family
     from lcm_exp.train.data import data_spec_from_config
 
     if family is None:
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        family = get_family(cfg.model.family)(
-            cfg.model, device=device, weight_dtype=DTYPES[cfg.trainer.mixed_precision]
-        )
+        device = torch.device(device)
+        frozen = frozen_dtype(cfg.perf.frozen_dtype, cfg.trainer.mixed_precision, device)
+        family = get_family(cfg.model.family)(cfg.model, device=device, weight_dtype=frozen)
     spec = dataclasses.replace(data_spec_from_config(cfg.data), resampled=False, shuffle_buffer=0)
     loader = build_dataloader(spec, resolution=cfg.model.resolution, batch_size=batch_size, seed=cfg.seed)
     meta = write_latent_cache(

@@ -11,8 +11,8 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from lcm_exp.config.choices import CAPTION_CHOICES, EMPTY_CAPTION_POLICIES
 from lcm_exp.data.skips import FilteredSample, SkipSample
-from lcm_exp.data.spec import CAPTION_CHOICES, EMPTY_CAPTION_POLICIES
 
 
 class CaptionExtractor:

@@ -1,11 +1,12 @@
-"""``data=imagefolder``: train straight from a folder of captioned images (no shards to write first).
+"""The one reader of a folder of captioned images: ``data=imagefolder`` trains from it, the shard tool
+(``make_shards --image-folder``, through ``image_folder.py``) converts it, so both see the same samples.
 
-Layout: the Hugging Face ``imagefolder`` one. A ``metadata.jsonl`` or ``metadata.csv`` (or the shard tool's
-``captions.csv``) at the folder root has one row per image, a ``file_name`` column relative to the root and the
-caption in a column (``data.caption_column``, else the first of ``data.caption_keys`` present: "text", "caption");
-other columns are metadata that the filters and the SDXL original-size keys read. An image without a row uses a
-sibling ``.txt`` (the "txt" caption key). Images are listed once at start; reading happens per sample, so a file that
-turns out unreadable or captionless is skipped and counted like a bad WebDataset sample.
+Layout: the Hugging Face ``imagefolder`` one. A ``metadata.jsonl`` or ``metadata.csv`` (or ``captions.csv``) at the
+folder root has one row per image, a ``file_name`` column relative to the root and the caption in a column
+(``data.caption_column``, else the first of ``data.caption_keys`` present: "text", "caption"); other columns are
+metadata that the filters and the SDXL original-size keys read. An image whose row has no caption (or that has no row)
+uses a sibling ``.txt`` (the "txt" caption key). Images are listed once at start; reading happens per sample, so a file
+that turns out unreadable or captionless is skipped and counted like a bad WebDataset sample.
 """
 
 from __future__ import annotations
@@ -16,24 +17,31 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from lcm_exp.data.image_folder import IMAGE_SUFFIXES
 from lcm_exp.data.indexed_source import Record
 from lcm_exp.data.skips import SkipSample
+from lcm_exp.data.spec import DataSpec
 
 logger = logging.getLogger(__name__)
 
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 METADATA_FILES = ("metadata.jsonl", "metadata.csv", "captions.csv")
 NAME_COLUMNS = ("file_name", "filename", "image", "file")
+CAPTION_KEYS = tuple(DataSpec().caption_keys)  # data.caption_keys' default: txt, text, caption
 
 
 class ImageFolderReader:
-    """RecordReader over ``folder``: record i is the i-th image in sorted relative-path order."""
+    """RecordReader over ``folder``: record i is the i-th image in sorted relative-path order.
 
-    def __init__(self, folder: str | Path, caption_column: str | None = None):
+    ``caption_column`` / ``caption_keys``: where a row's caption is. An image whose row has none (or that has no row)
+    gets its .txt sibling under the first of them, so the caption rule finds it there.
+    """
+
+    def __init__(self, folder: str | Path, caption_column: str | None = None, caption_keys=CAPTION_KEYS):
         self.folder = Path(folder).expanduser()
         if not self.folder.is_dir():
-            raise FileNotFoundError(f"data.path={str(folder)!r}: image folder not found")
+            raise FileNotFoundError(f"{str(folder)!r}: image folder not found")
         self.name = str(self.folder)
+        self.caption_keys = [caption_column] if caption_column else list(caption_keys)
         self.rows = read_metadata(self.folder)
         self.files = sorted(
             p.relative_to(self.folder).as_posix()
@@ -41,12 +49,11 @@ class ImageFolderReader:
             if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
         )
         if not self.files:
-            raise ValueError(f"data.path={self.name!r}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder")
+            raise ValueError(f"{self.name!r}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder")
         if caption_column and self.rows and not any(caption_column in row for row in self.rows.values()):
             columns = sorted({c for row in self.rows.values() for c in row})
-            raise ValueError(
-                f"data.caption_column={caption_column!r} is not a metadata column of {self.name} (columns: {columns})"
-            )
+            raise ValueError(f"caption column {caption_column!r} is not a metadata column of {self.name} "
+                             f"(columns: {columns})")
         stray = sorted(set(self.rows) - set(self.files))
         if stray:
             logger.warning("%s: %d metadata row(s) name no image in the folder, e.g. %s", self.name, len(stray),
@@ -59,8 +66,8 @@ class ImageFolderReader:
         rel = self.files[index]
         path = self.folder / rel
         fields: dict[str, Any] = dict(self.rows.get(rel, {}))
-        if rel not in self.rows and path.with_suffix(".txt").is_file():
-            fields["txt"] = path.with_suffix(".txt").read_bytes()
+        if not any(fields.get(k) not in (None, "") for k in self.caption_keys) and path.with_suffix(".txt").is_file():
+            fields[self.caption_keys[0]] = path.with_suffix(".txt").read_bytes()  # where the caption rule looks first
         try:
             image = path.read_bytes()
         except OSError as exn:

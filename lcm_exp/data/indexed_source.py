@@ -23,7 +23,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from lcm_exp.data.decode import SampleDecoder
 from lcm_exp.data.shards import check_partition, seed_for
-from lcm_exp.data.skips import SkipCounter
+from lcm_exp.data.skips import SkipCounter, guarded
 from lcm_exp.data.spec import DataSpec
 from lcm_exp.data.webdataset_pipeline import collate
 
@@ -90,6 +90,7 @@ class IndexedImageTextDataset(IterableDataset):
         if len(reader) < world_size:
             raise ValueError(f"{reader.name}: {len(reader)} record(s) cannot be split over {world_size} ranks")
         self.reader, self.spec = reader, spec
+        self.source = f"data.path={reader.name!r}"  # what its data stops name
         self.decoder = SampleDecoder(record_spec(spec, caption_column), resolution)
         self.batch_size, self.seed, self.rank, self.world_size, self.epoch = batch_size, seed, rank, world_size, epoch
 
@@ -107,10 +108,16 @@ class IndexedImageTextDataset(IterableDataset):
         self.epoch += 1  # persistent workers keep their copy: the next pass is the next epoch
         info = get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info else (0, 1)
-        counter = SkipCounter(self.spec.max_consecutive_skips)
+        counter = SkipCounter(self.spec.max_consecutive_skips, self.source)
         rng = random.Random(seed_for("transforms", self.seed, self.rank, worker, epoch))
+        yield from guarded(self._batches(self.indices(epoch, worker, num_workers), counter, rng), counter)
+        if counter.totals:
+            logger.info("%s rank %d worker %d epoch %d: dropped %s", self.reader.name, self.rank, worker, epoch,
+                        dict(counter.totals))  # fmt: skip
+
+    def _batches(self, indices: list[int], counter: SkipCounter, rng: random.Random) -> Iterator[dict[str, Any]]:
         batch: list[dict] = []
-        for index in self.indices(epoch, worker, num_workers):
+        for index in indices:
             key = f"#{index}"
             try:
                 record = self.reader.read(index)
@@ -126,6 +133,3 @@ class IndexedImageTextDataset(IterableDataset):
                 batch = []
         if batch:
             yield collate(batch, counter.take())
-        if counter.totals:
-            logger.info("%s rank %d worker %d epoch %d: dropped %s", self.reader.name, self.rank, worker, epoch,
-                        dict(counter.totals))  # fmt: skip

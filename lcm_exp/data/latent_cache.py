@@ -29,8 +29,9 @@ from safetensors.torch import save as st_save
 from torch.utils.data import DataLoader, IterableDataset
 
 from lcm_exp.conditioning import Conditioning
-from lcm_exp.data.make_shards import _ShardFile, brace_spec
+from lcm_exp.data.make_shards import _ShardFile
 from lcm_exp.data.shards import (
+    brace_spec,
     check_partition,
     check_shard_split,
     expand_shards,

@@ -23,6 +23,7 @@ from typing import Any, BinaryIO
 import webdataset as wds
 from PIL import Image
 
+from lcm_exp.data.shards import brace_spec
 from lcm_exp.data.transforms import to_rgb
 
 FORMATS = ("jpg", "png")
@@ -134,17 +135,6 @@ def _check_key(key: str, seen: set[str]) -> None:
     seen.add(key)
 
 
-def brace_spec(paths: Sequence[Path]) -> str:
-    """The consecutive shards written by write_shards as one brace range, for data.shards."""
-    if not paths:
-        raise ValueError("no shards were written")
-    if len(paths) == 1:
-        return str(paths[0])
-    prefix = paths[0].name.rpartition("-")[0]
-    first, last = (p.name[len(prefix) + 1 : -len(".tar")] for p in (paths[0], paths[-1]))
-    return str(paths[0].parent / f"{prefix}-{{{first}..{last}}}.tar")
-
-
 def _size(text: str) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in text.lower().split("x"))
@@ -158,7 +148,8 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
         prog="python -m lcm_exp.data.make_shards", description="Write captioned images into webdataset shards."
     )
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--image-folder", type=Path, help="images with .txt siblings, metadata.jsonl or captions.csv")
+    source.add_argument("--image-folder", type=Path,
+                        help="images with metadata.jsonl/.csv rows or .txt siblings, read as data=imagefolder reads it")
     source.add_argument("--synthetic", type=int, metavar="N", help="N generated captioned-shape images")
     source.add_argument("--hf-dataset", metavar="PATH_OR_NAME",
                         help="a `datasets` dataset: save_to_disk folder, local dataset folder, or hub name")
@@ -173,7 +164,8 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
     parser.add_argument("--split", default="train", help="hf-dataset: the split")
     parser.add_argument("--dataset-config", help="hf-dataset: the dataset's config name")
     parser.add_argument("--image-column", default="image", help="hf-dataset: the image column")
-    parser.add_argument("--caption-column", help="hf-dataset: the caption column (default: text, else caption)")
+    parser.add_argument("--caption-column", help="hf-dataset / image-folder: the caption column (default: the first of "
+                        "text, caption; an image folder also a .txt sibling)")
     args = parser.parse_args(argv)
 
     if args.synthetic is not None:
@@ -188,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
     else:
         from lcm_exp.data.image_folder import image_folder_samples
 
-        samples = image_folder_samples(args.image_folder)
+        samples = image_folder_samples(args.image_folder, caption_column=args.caption_column)
     try:
         paths = write_shards(
             samples,

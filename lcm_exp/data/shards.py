@@ -5,6 +5,8 @@ the message (webdataset itself would just yield nothing and fail later, or spin 
 `pipe:` commands and remote urls cannot be checked; a failing one is counted as a bad shard at read time.
 Node splitting uses the rank/world size we are given, never torch.distributed state (webdataset's default
 nodesplitter raises under DDP, and its split_by_node reads env/process-group state we may not have yet).
+webdataset (which imports torch) is imported only by the stream functions, so config validation can expand and check
+a spec in milliseconds.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ import os
 import random
 import re
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import braceexpand
-import webdataset as wds
 
 _REMOTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -57,6 +59,17 @@ def expand_shards(spec: str | Sequence[str]) -> list[str]:
     return urls
 
 
+def brace_spec(paths: Sequence[Path]) -> str:
+    """The consecutive shards written by write_shards as one brace range, for data.shards."""
+    if not paths:
+        raise ValueError("no shards were written")
+    if len(paths) == 1:
+        return str(paths[0])
+    prefix = paths[0].name.rpartition("-")[0]
+    first, last = (p.name[len(prefix) + 1 : -len(".tar")] for p in (paths[0], paths[-1]))
+    return str(paths[0].parent / f"{prefix}-{{{first}..{last}}}.tar")
+
+
 def _is_local(url: str) -> bool:
     return not url.startswith("pipe:") and (url.startswith("file:") or not _REMOTE.match(url))
 
@@ -70,6 +83,8 @@ def finite_shards(
 ) -> Iterator[dict[str, str]]:
     """One epoch of this rank's and this worker's shards: the same seed+epoch shuffle on every rank, then
     disjoint strided slices per rank and per DataLoader worker."""
+    import webdataset as wds
+
     order = list(urls)
     random.Random(seed_for("shards", seed, epoch)).shuffle(order)
     mine = order[rank::world_size]
@@ -79,6 +94,8 @@ def finite_shards(
 def resampled_shards(urls: Sequence[str], *, seed: int, epoch: int, rank: int, worker: int) -> Iterator[dict]:
     """An endless draw with replacement from all shards, seeded by (seed, rank, epoch) and the worker id, so
     the same seed replays the same stream (webdataset's default seeds with pid and time)."""
+    import webdataset as wds
+
     shards = wds.ResampledShards(
         list(urls),
         seed=seed_for("resampled", seed, rank, epoch) & 0x7FFFFFFF,

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# The allowed values live here (not beside the code using them) so config validation imports no torch/PIL.
-INTERPOLATIONS = ("bilinear", "bicubic", "lanczos")
-CROPS = ("random", "center")
-SMALL_IMAGE_POLICIES = ("upscale", "skip")
-CAPTION_CHOICES = ("first", "random")
-EMPTY_CAPTION_POLICIES = ("keep", "skip")
-ON_MISSING = ("keep", "drop")
+from lcm_exp.config.choices import (
+    CAPTION_CHOICES,
+    CROPS,
+    EMPTY_CAPTION_POLICIES,
+    INTERPOLATIONS,
+    ON_MISSING,
+    SMALL_IMAGE_POLICIES,
+)
 
 
 @dataclass
@@ -48,6 +49,7 @@ class DataSpec:
     in order; img2dataset writes original_height/original_width (before its resize) and height/width (after).
     When none is present the decoded image's size is used.
     max_consecutive_skips: raise instead of spinning forever after this many drops in a row in one worker.
+    stall_timeout_s: a shard that sends no byte for this long stops the stream naming it (a warning at half of it).
     """
 
     shards: str | list[str] = ""
@@ -70,6 +72,7 @@ class DataSpec:
     )
     filters: FilterSpec = field(default_factory=FilterSpec)
     max_consecutive_skips: int = 1000
+    stall_timeout_s: float = 120.0
 
     def __post_init__(self) -> None:
         if isinstance(self.filters, dict):
@@ -82,7 +85,7 @@ class DataSpec:
         for name in ("shuffle_buffer", "num_workers"):
             if getattr(self, name) < 0:
                 raise ValueError(f"data.{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("max_image_pixels", "max_consecutive_skips"):
+        for name in ("max_image_pixels", "max_consecutive_skips", "stall_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"data.{name} must be > 0, got {getattr(self, name)}")
         for pair in self.size_json_keys:

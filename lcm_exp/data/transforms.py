@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from lcm_exp.config.choices import CROPS, INTERPOLATIONS, SMALL_IMAGE_POLICIES
 from lcm_exp.data.skips import FilteredSample, SkipSample
-from lcm_exp.data.spec import CROPS, INTERPOLATIONS, SMALL_IMAGE_POLICIES
 
 _RESAMPLE = {name: Image.Resampling[name.upper()] for name in INTERPOLATIONS}
 

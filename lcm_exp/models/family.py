@@ -49,7 +49,8 @@ class ModelFamily(ABC):
     Attributes after construction: ``schedule`` (the objective's NoiseSchedule of the teacher),
     ``scheduler_config`` (the teacher's scheduler config, which inference schedulers start from),
     ``tokenizers``/``text_encoders`` (frozen, eval, ``weight_dtype``), ``vae`` (frozen, eval, ``vae_dtype``),
-    ``denoiser`` (the teacher network: frozen, eval, ``weight_dtype``).
+    ``denoiser`` (the teacher network: frozen, eval, ``weight_dtype``). ``weight_dtype`` is the frozen networks'
+    dtype (``perf.frozen_dtype``), not necessarily the student's.
     """
 
     name: ClassVar[str]
@@ -72,7 +73,9 @@ class ModelFamily(ABC):
         self.weight_dtype = resolve_dtype(
             weight_dtype if weight_dtype is not None else getattr(cfg, "weight_dtype", "fp32"), "weight_dtype"
         )
-        self.vae_dtype = resolve_dtype(cfg.vae_dtype, "model.vae_dtype")
+        # auto: the frozen networks' dtype, but fp32 instead of fp16 (SD VAEs overflow in fp16)
+        auto = torch.float32 if self.weight_dtype == torch.float16 else self.weight_dtype
+        self.vae_dtype = auto if cfg.vae_dtype == "auto" else resolve_dtype(cfg.vae_dtype, "model.vae_dtype")
         if cfg.uncond not in UNCOND_MODES:
             raise ValueError(f"model.uncond: {cfg.uncond!r} is not one of {', '.join(UNCOND_MODES)}")
         self.uncond_mode: str = cfg.uncond

@@ -48,7 +48,14 @@ class SD3Family(ModelFamily):
         return self._load("transformer", SD3Transformer2DModel, variant=self.cfg.variant, torch_dtype=dtype)
 
     def denoiser_fn(self, network: torch.nn.Module):
+        """Outside autocast the inputs are cast to the network's own dtype (a bf16 teacher beside an fp32 student),
+        as for the UNets; the timestep 1000 * sigma stays float32 (the transformer embeds it in float32)."""
+        dtype = next(network.parameters()).dtype
+
         def call(x: torch.Tensor, t: torch.Tensor, cond: Conditioning, w_emb: torch.Tensor | None = None):
+            if not torch.is_autocast_enabled(x.device.type):
+                x, cond = x.to(dtype), cond.to(dtype=dtype)
+                w_emb = None if w_emb is None else w_emb.to(dtype)
             extra = {} if w_emb is None else {"guidance_emb": w_emb}  # a guided student's w embedding
             return network(hidden_states=x, timestep=t, encoder_hidden_states=cond.prompt_embeds,
                            pooled_projections=cond.pooled_embeds, return_dict=False, **extra)[0]  # fmt: skip

@@ -6,6 +6,7 @@ embeds w, the LCM pipelines' ``timestep_cond``) and loaded with the teacher's we
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -25,9 +26,19 @@ def unet_kwargs(cond: Conditioning) -> dict[str, Any]:
 
 
 def unet_fn(unet: torch.nn.Module):
-    """A diffusers UNet as the objective calls it: (x_t, t, cond, w_emb=None) -> raw output."""
+    """A diffusers UNet as the objective calls it: (x_t, t, cond, w_emb=None) -> raw output.
+
+    Outside autocast the inputs are cast to the UNet's own dtype (a bf16 teacher beside an fp32 student); the
+    SDXL size ids stay float32, as in diffusers, where bf16 would round them.
+    """
+    dtype = next(unet.parameters()).dtype
 
     def call(x: torch.Tensor, t: torch.Tensor, cond: Conditioning, w_emb: torch.Tensor | None = None) -> torch.Tensor:
+        if not torch.is_autocast_enabled(x.device.type):
+            x = x.to(dtype)
+            cond = replace(cond, prompt_embeds=cond.prompt_embeds.to(dtype),
+                           pooled_embeds=None if cond.pooled_embeds is None else cond.pooled_embeds.to(dtype))
+            w_emb = None if w_emb is None else w_emb.to(dtype)
         return unet(x, t, timestep_cond=w_emb, **unet_kwargs(cond)).sample
 
     return call

@@ -1,10 +1,13 @@
-"""Network-level switches: memory format, torch.compile, and the fp32 teacher of reference parity."""
+"""Network-level switches: memory format, torch.compile, and the reference scripts' autocast of their teacher."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 import torch
+
+from lcm_exp.objective import DistillModels
 
 
 def distinct(modules: Iterable[torch.nn.Module | None]) -> list[torch.nn.Module]:
@@ -29,9 +32,15 @@ def compile_networks(networks: Iterable[torch.nn.Module]) -> None:
         net.compile()
 
 
-def teacher_in_fp32(family) -> None:
-    """Reference parity under mixed precision: the frozen teacher (for LoRA also the base the student shares) kept
-    in float32, so autocast re-casts its weights on every op. Call before the adapter is built."""
-    if family.denoiser.dtype == torch.float32:
-        return
-    family.denoiser = family.load_denoiser(torch.float32).requires_grad_(False).to(family.device).eval()
+def reference_autocast(models: DistillModels, device_type: str, target_too: bool) -> DistillModels:
+    """The public scripts' dtype-less ``torch.autocast(device_type)`` around the teacher's passes (and, in the LoRA
+    scripts, the target pass): bf16 on a CPU, fp16 on CUDA, whatever the run's precision (reference parity)."""
+
+    def wrapped(fn):
+        def call(*args):
+            with torch.autocast(device_type):
+                return fn(*args)
+
+        return call
+
+    return replace(models, teacher=wrapped(models.teacher), target=wrapped(models.target) if target_too else models.target)

@@ -21,14 +21,16 @@ from accelerate.utils import ProjectConfiguration, set_seed
 
 from lcm_exp.adapters import AdapterOptions, StudentAdapter, build_adapter
 from lcm_exp.models.attention import set_attention_backend
+from lcm_exp.models.precision import frozen_dtype
 from lcm_exp.models.registry import get_family
-from lcm_exp.perf.switches import distinct, set_memory_format, teacher_in_fp32
+from lcm_exp.perf.switches import distinct, set_memory_format
 from lcm_exp.runlog.trackers import tracker_names
 from lcm_exp.train.checkpoint import load_checkpoint
 from lcm_exp.train.components import build_solver, objective_spec
 from lcm_exp.train.data import build_batches
 from lcm_exp.train.nonfinite import NonFiniteGuard
 from lcm_exp.train.optim import build_optimizer, build_scheduler
+from lcm_exp.train.shared_cache import with_shared_cache
 from lcm_exp.train.step import TrainStep
 
 log = logging.getLogger(__name__)
@@ -106,6 +108,7 @@ class Run:
             "encoder": type(step.encoder).__name__,
             "encoders_loaded": self.family.vae is not None,
             "guard": [step.guard.policy, step.guard.max_consecutive],
+            "step": [step.sync_every_step, step.autocast_like_reference, step.cudnn_benchmark],
         }  # fmt: skip
 
 
@@ -118,13 +121,12 @@ def build_run(cfg, accelerator: Accelerator, *, resume: Path | None = None, fami
     ``family_cls`` replaces the registered family class (the benchmark's random-weight teachers)."""
     tr, perf = cfg.trainer, cfg.perf
     weight_dtype = DTYPES[tr.mixed_precision]
+    frozen = frozen_dtype(perf.frozen_dtype, tr.mixed_precision, accelerator.device)
     set_seed(cfg.seed)  # identical model init on every rank
     family = (family_cls or get_family(cfg.model.family))(cfg.model, device=accelerator.device,
-                                                          weight_dtype=weight_dtype)  # fmt: skip
-    if not perf.frozen_weights_in_compute_dtype:
-        teacher_in_fp32(family)
-    options = AdapterOptions(compute_dtype=weight_dtype, target_in_compute_dtype=perf.frozen_weights_in_compute_dtype,
-                             ema_foreach=perf.ema_foreach, gradient_checkpointing=tr.gradient_checkpointing)  # fmt: skip
+                                                          weight_dtype=frozen)  # fmt: skip
+    options = AdapterOptions(compute_dtype=weight_dtype, frozen_dtype=frozen, ema_foreach=perf.ema_foreach,
+                             gradient_checkpointing=tr.gradient_checkpointing)  # fmt: skip
     adapter = build_adapter(cfg.adapter, family, options)
     networks = distinct([family.denoiser, *adapter.networks()])
     set_memory_format(networks, perf.channels_last)
@@ -145,6 +147,7 @@ def build_run(cfg, accelerator: Accelerator, *, resume: Path | None = None, fami
         log.info("resumed from %s at step %d", resume, resumed["global_step"])
     else:
         set_seed(cfg.seed, device_specific=True)  # different noise per rank from here on
+    cfg = with_shared_cache(cfg, family, world)
     loader, encoder = build_batches(cfg, family, weight_dtype, accelerator.process_index, world)
     if cfg.data.source == "latent_cache":
         family.release_encoders()  # steps read latents and embeddings from the cache
@@ -152,5 +155,6 @@ def build_run(cfg, accelerator: Accelerator, *, resume: Path | None = None, fami
     guard.skipped = resumed.get("nonfinite_skipped", 0)
     step = TrainStep(accelerator, encoder, adapter, prepared, optimizer, lr_scheduler, solver, objective_spec(cfg),
                      cfg.optim.max_grad_norm, guard, sync_every_step=perf.sync_every_step,
+                     autocast_like_reference=perf.reference_autocast, cudnn_benchmark=perf.cudnn_benchmark,
                      global_step=resumed.get("global_step", 0))  # fmt: skip
     return Run(cfg, accelerator, family, adapter, networks, step, loader, global_batch, lr, resumed)

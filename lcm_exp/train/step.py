@@ -18,6 +18,7 @@ import torch
 
 from lcm_exp.objective import StepOutput, distill_step
 from lcm_exp.perf.clock import NULL_CLOCK, PhaseClock, timed_models
+from lcm_exp.perf.switches import reference_autocast
 from lcm_exp.train.encoders import BatchEncoder
 from lcm_exp.train.nonfinite import NonFiniteGuard
 
@@ -52,18 +53,24 @@ class TrainStep:
     max_grad_norm: float
     guard: NonFiniteGuard
     sync_every_step: bool = False  # reference parity: the loss read back to the host every step
+    autocast_like_reference: bool = False  # reference parity: the scripts' dtype-less autocast around the teacher
+    cudnn_benchmark: bool = False  # cuDNN's per-shape kernel search (set per step: runs in one process may differ)
     clock: PhaseClock = NULL_CLOCK
     global_step: int = 0  # optimizer updates so far (the guard's step numbers)
     _good: int = field(default=0, repr=False)  # finite micro-batches in the open window
 
     def __call__(self, batch: dict[str, Any]) -> StepResult:
         acc, clock = self.accelerator, self.clock
+        if acc.device.type == "cuda":
+            torch.backends.cudnn.benchmark = self.cudnn_benchmark
         with acc.accumulate(self.prepared):
             latents = self.encoder.latents(batch)
             clock.mark("vae")
             cond, uncond = self.encoder.conditioning(batch)
             clock.mark("text")
             models = self.adapter.distill_models()
+            if self.autocast_like_reference:
+                models = reference_autocast(models, acc.device.type, self.adapter.target_is_student)
             clock.mark("ema")
             with acc.autocast():
                 out = distill_step(latents, cond, uncond, timed_models(models, clock), self.solver, self.spec, None)

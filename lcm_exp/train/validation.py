@@ -60,12 +60,20 @@ class Validator:
             net.eval()
             pipeline = family.build_pipeline(net, self.scheduler)
             pipeline.set_progress_bar_config(disable=True)
-            with decode_mode:
+            with decode_mode, self._autocast(net):
                 self._grids(pipeline, out, step)
             net.train(was_training)
         log.info("validation images: %s", out)
         self.accelerator.wait_for_everyone()
         return out
+
+    def _autocast(self, net):
+        """The run's autocast, or, when the frozen networks run in a lower dtype than the student (bf16 text encoders
+        beside an fp32 student), autocast to that dtype so the pipeline's tensors meet."""
+        frozen, device = self.family.weight_dtype, self.accelerator.device
+        if next(net.parameters()).dtype != frozen and self.accelerator.mixed_precision == "no":
+            return torch.autocast(device.type, dtype=frozen)
+        return self.accelerator.autocast()
 
     def _grids(self, pipeline, out: Path, step: int) -> None:
         res = self.family.cfg.resolution
@@ -74,13 +82,12 @@ class Validator:
             for prompt in self.cfg.prompts:
                 for seed in self.cfg.seeds:
                     generator = torch.Generator(self.accelerator.device).manual_seed(seed)
-                    with self.accelerator.autocast():
-                        latents = pipeline(
-                            prompt, num_inference_steps=n, height=res, width=res, generator=generator,
-                            output_type="latent", **self.family.pipeline_call_kwargs(self.family.cfg),
-                            **guidance_call_kwargs(getattr(pipeline, self.family.denoiser_component),
-                                                   self.guidance_scale()),
-                        ).images  # fmt: skip
+                    latents = pipeline(
+                        prompt, num_inference_steps=n, height=res, width=res, generator=generator,
+                        output_type="latent", **self.family.pipeline_call_kwargs(self.family.cfg),
+                        **guidance_call_kwargs(getattr(pipeline, self.family.denoiser_component),
+                                               self.guidance_scale()),
+                    ).images  # fmt: skip
                     images += decode_latents(self.family, latents)
             grid = image_grid(images, cols=len(self.cfg.seeds))
             grid.save(out / f"{n}-steps.png")

@@ -158,7 +158,9 @@ def test_image_folder_errors(tmp_path):
         list(image_folder_samples(tmp_path / "empty"))
     root = _folder(tmp_path)
     (root / "metadata.jsonl").write_text('{"file_name": "a.png"}\n')
-    with pytest.raises(ValueError, match="caption column"):
+    assert list(image_folder_samples(root)) == []  # a row without a caption and no .txt: left out, like training
+    (root / "metadata.csv").write_text("file_name,text\na.png,x\n")
+    with pytest.raises(ValueError, match="several metadata files"):
         list(image_folder_samples(root))
 
 

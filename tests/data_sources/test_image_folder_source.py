@@ -11,7 +11,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from lcm_exp.config.errors import ConfigError
+from lcm_exp.config.errors import ConfigError, DataError
 from lcm_exp.config.schema import DataConfig
 from lcm_exp.config.validate import validate_config
 from lcm_exp.data.image_folder import image_folder_samples
@@ -22,7 +22,7 @@ from tests.config.compose import compose_config
 from tests.data_sources.conftest import GOOD, R, gradient
 
 BATCH_FIELDS = {"pixel_values", "captions", "original_size", "crop_top_left", "keys", "num_skipped", "num_filtered",
-                "skipped_by_shard", "skip_reasons"}  # fmt: skip
+                "skipped_by_shard", "skip_reasons", "skip_examples"}  # fmt: skip
 
 
 def data_cfg(**kw) -> DataConfig:
@@ -136,12 +136,12 @@ def test_txt_siblings_when_there_is_no_metadata(tmp_path):
 
 
 def test_folder_errors_name_the_problem(tmp_path, folder):
-    with pytest.raises(FileNotFoundError, match="data.path"):
+    with pytest.raises(FileNotFoundError, match="image folder not found"):
         ImageFolderReader(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no images"):
         ImageFolderReader(tmp_path / "empty")
-    with pytest.raises(ValueError, match="data.caption_column='prompt'"):
+    with pytest.raises(ValueError, match="caption column 'prompt' is not a metadata column"):
         ImageFolderReader(folder, caption_column="prompt")
     (folder / "metadata.csv").write_text("file_name,text\na.png,x\n")
     with pytest.raises(ValueError, match="several metadata files"):
@@ -159,7 +159,7 @@ def test_a_pass_without_any_usable_sample_raises_instead_of_spinning(tmp_path):
         (root / f"{i}.png").write_bytes(b"junk")
     rows = [json.dumps({"file_name": f"{i}.png", "text": "x"}) for i in range(2)]
     (root / "metadata.jsonl").write_text("\n".join(rows))
-    with pytest.raises(RuntimeError, match=f"data.path='{root}'.*no usable sample"):
+    with pytest.raises(DataError, match=f"data.path='{root}'.*no usable sample.*0.png"):
         one_epoch(data_cfg(source="imagefolder", path=str(root), shards=None))
 
 
@@ -179,3 +179,43 @@ def test_webdataset_source_still_goes_through_the_shard_pipeline(folder, tmp_pat
     shards = write_shards(image_folder_samples(folder), tmp_path / "s", image_format="png")
     cfg = data_cfg(shards=[str(p) for p in shards], resampled=False)
     assert Path(shards[0]).exists() and len(by_caption(one_epoch(cfg))) == len(GOOD)
+
+
+def mixed_folder(root: Path) -> Path:
+    """metadata.csv (the layout the shard tool used to ignore) with a caption column named by the user, one row
+    without a caption (its .txt counts), and an image with only a .txt."""
+    root.mkdir()
+    for i in range(4):
+        gradient(40, 40, i).save(root / f"{i}.png")
+    (root / "metadata.csv").write_text("file_name,prompt,aesthetic\n0.png,zero,6.5\n1.png,one,4.0\n2.png,,5.0\n")
+    (root / "2.txt").write_text("two from txt")
+    (root / "3.txt").write_text("three from txt")
+    return root
+
+
+def test_the_shard_tool_reads_a_folder_as_training_does(tmp_path):
+    """One reader: make_shards --image-folder keeps every sample data=imagefolder trains on (it used to drop every
+    image without a .txt, ignoring metadata.csv), with the same captions."""
+    from lcm_exp.data.make_shards import main as make_shards
+
+    root = mixed_folder(tmp_path / "mixed")
+    cfg = data_cfg(source="imagefolder", path=str(root), shards=None, caption_column="prompt")
+    trained = sorted(c for b in one_epoch(cfg, batch_size=4) for c in b["captions"])
+    assert trained == ["one", "three from txt", "two from txt", "zero"]
+    paths = make_shards(["--image-folder", str(root), "--caption-column", "prompt", "--out", str(tmp_path / "out"),
+                         "--format", "png"])  # fmt: skip
+    shard_cfg = data_cfg(shards=[str(p) for p in paths], resampled=False)
+    assert sorted(c for b in one_epoch(shard_cfg, batch_size=4) for c in b["captions"]) == trained
+
+
+def test_the_shard_tool_reads_metadata_csv(tmp_path, capsys):
+    from lcm_exp.data.make_shards import main as make_shards
+
+    root = tmp_path / "csv"
+    root.mkdir()
+    for i in range(3):
+        gradient(40, 40, i).save(root / f"{i}.png")
+    (root / "metadata.csv").write_text("file_name,text\n0.png,zero\n1.png,one\n2.png,two\n")
+    paths = make_shards(["--image-folder", str(root), "--out", str(tmp_path / "out")])
+    shard_cfg = data_cfg(shards=[str(p) for p in paths], resampled=False)
+    assert sorted(c for b in one_epoch(shard_cfg, batch_size=4) for c in b["captions"]) == ["one", "two", "zero"]

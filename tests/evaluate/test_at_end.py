@@ -50,7 +50,7 @@ def test_the_default_job_is_the_toy_quickstart_with_evaluation():
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
-    [(["evaluation.steps=[0]"], "evaluation: evaluation settings: steps=[0]"),
+    [(["evaluation.steps=[0]"], "evaluation.steps=[0]"),
      (["evaluation.objective=fid:nope:1"], "unknown method 'nope'"),
      (["evaluation.at_end=true", "export.enabled=false"], "needs export.enabled=true"),
      (["sweep.objective=eval_objective"], "set evaluation.at_end=true"),

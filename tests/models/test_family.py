@@ -36,7 +36,7 @@ def test_read_scheduler_config_needs_no_weights(sd15_teacher, sd15_v_teacher, tm
     shutil.copy(sd15_v_teacher / "scheduler" / "scheduler_config.json", tmp_path / "scheduler")
     info = read_scheduler_config(tmp_path)  # a folder with nothing but the scheduler config
     assert (info.num_train_timesteps, info.prediction_type) == (1000, "v_prediction")
-    with pytest.raises(MissingComponentError, match="scheduler/scheduler_config.json"):
+    with pytest.raises(MissingComponentError, match="no such folder"):
         read_scheduler_config(tmp_path / "elsewhere")
     with pytest.raises(MissingComponentError, match="no-such-org/no-such-model"):
         read_scheduler_config("no-such-org/no-such-model")  # a hub id, offline

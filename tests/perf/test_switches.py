@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import types
-
 import pytest
 import torch
 
 from lcm_exp.bench.variants import expand, parse_variant, switch_values
-from lcm_exp.perf.switches import distinct, set_memory_format, teacher_in_fp32
+from lcm_exp.perf.switches import distinct, set_memory_format
 
 
 def test_memory_format_switch():
@@ -19,22 +17,9 @@ def test_memory_format_switch():
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
 
 
-def test_teacher_in_fp32_reloads_the_teacher_and_distinct_dedupes():
-    loaded = []
-    half = torch.nn.Linear(2, 2).to(torch.bfloat16)
-    half.dtype = torch.bfloat16  # diffusers models expose .dtype
-
-    def load_denoiser(dtype):
-        loaded.append(dtype)
-        m = torch.nn.Linear(2, 2)
-        m.dtype = torch.float32
-        return m
-
-    family = types.SimpleNamespace(denoiser=half, load_denoiser=load_denoiser, device=torch.device("cpu"))
-    teacher_in_fp32(family)
-    assert loaded == [torch.float32] and family.denoiser.weight.dtype == torch.float32
-    assert not family.denoiser.weight.requires_grad
-    assert distinct([family.denoiser, None, family.denoiser, half]) == [family.denoiser, half]
+def test_distinct_keeps_each_network_once():
+    a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    assert distinct([a, None, a, b]) == [a, b]
 
 
 def test_variants_map_switches_to_overrides():
