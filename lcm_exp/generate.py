@@ -51,6 +51,7 @@ class Student:
     w_range: tuple[float, float] | None = None  # trained LCM-paper w range
     vae_scale_factor: int | None = None  # image side / latent side, when known before the weights load
     embeds_w: bool = False  # full, or a guidance-conditioned LoRA: w is an input, no CFG pass
+    call_kwargs: dict | None = None  # pipeline __call__ arguments the family needs (SD3: the trained T5 length)
 
     @property
     def recommended_guidance_scale(self) -> float:
@@ -58,7 +59,9 @@ class Student:
 
 
 def adapter_kind(model_dir: Path) -> str:
-    if (model_dir / "unet").is_dir():
+    from lcm_exp.models.registry import DENOISERS
+
+    if any((model_dir / folder).is_dir() for folder in DENOISERS):
         return "full"
     if (model_dir / LORA_FILE).is_file():
         return "lora"
@@ -83,7 +86,14 @@ def locate_student(path: str | Path, teacher: str | None = None) -> Student:
         student.revision, student.teacher_variant = facts.get("revision"), facts.get("variant")
         student.vae = facts.get("vae")
         student.vae_scale_factor = facts.get("vae_scale_factor")
-        student.resolution = (config.get("model") or {}).get("resolution")
+        model = config.get("model") or {}
+        student.resolution = model.get("resolution")
+        if "family" in model:
+            from types import SimpleNamespace
+
+            from lcm_exp.models.registry import get_family
+
+            student.call_kwargs = get_family(model["family"]).pipeline_call_kwargs(SimpleNamespace(**model))
         guidance = config.get("guidance") or {}
         if "w_min" in guidance:
             student.w_range = (guidance["w_min"], guidance["w_max"])
@@ -150,30 +160,34 @@ def resolve_guidance(student: Student, guidance_scale: float | None = None, w: f
 
 def load_pipeline(student: Student, *, device: str = "cpu", dtype: torch.dtype = torch.float32,
                   attention: str = "sdpa", vae_slicing: bool = False, vae_tiling: bool = False):  # fmt: skip
-    """The teacher's pipeline with the student in it and the student's LCMScheduler."""
-    from diffusers import AutoencoderKL, DiffusionPipeline, LCMScheduler, UNet2DConditionModel
+    """The teacher's pipeline with the student in it and the student's exported scheduler (LCMScheduler,
+    FlowMatchLCMScheduler, ...)."""
+    from diffusers import AutoencoderKL, DiffusionPipeline
 
+    from lcm_exp.adapters.full import saved_network_class
+    from lcm_exp.adapters.lora import LoraAdapter
     from lcm_exp.models.attention import set_attention_backend
+    from lcm_exp.models.registry import DENOISERS
+    from lcm_exp.train.export import load_exported_scheduler
 
     components = {}
     if student.adapter == "full":
-        fp16_file = student.model_dir / "unet" / "diffusion_pytorch_model.fp16.safetensors"
+        denoiser = next(c for c in DENOISERS if (student.model_dir / c).is_dir())  # unet | transformer
+        fp16_file = student.model_dir / denoiser / "diffusion_pytorch_model.fp16.safetensors"
         variant = "fp16" if dtype == torch.float16 and fp16_file.is_file() else None
-        components["unet"] = UNet2DConditionModel.from_pretrained(
-            student.model_dir, subfolder="unet", variant=variant, torch_dtype=dtype
+        components[denoiser] = saved_network_class(student.model_dir / denoiser).from_pretrained(
+            student.model_dir, subfolder=denoiser, variant=variant, torch_dtype=dtype
         )
     if student.vae:
         components["vae"] = AutoencoderKL.from_pretrained(student.vae, torch_dtype=dtype)
     pipe = DiffusionPipeline.from_pretrained(
         student.teacher, revision=student.revision, variant=student.teacher_variant, torch_dtype=dtype, **components
     )
-    if student.adapter == "lora":
-        from lcm_exp.adapters.lora import load_guidance_cond_proj
-
-        pipe.load_lora_weights(student.model_dir)
-        load_guidance_cond_proj(pipe.unet, student.model_dir)  # a guidance-conditioned LoRA embeds w
-    pipe.scheduler = LCMScheduler.from_pretrained(student.model_dir, subfolder="scheduler")
-    set_attention_backend(attention, [pipe.unet, pipe.vae])
+    denoiser = next(c for c in DENOISERS if getattr(pipe, c, None) is not None)  # unet | transformer
+    if student.adapter == "lora":  # also attaches a guidance-conditioned LoRA's w embedding
+        LoraAdapter.load_student(pipe, denoiser, student.model_dir, dtype)
+    pipe.scheduler = load_exported_scheduler(student.model_dir)
+    set_attention_backend(attention, [getattr(pipe, denoiser), pipe.vae])
     pipe.vae.use_slicing, pipe.vae.use_tiling = vae_slicing, vae_tiling
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
@@ -181,23 +195,36 @@ def load_pipeline(student: Student, *, device: str = "cpu", dtype: torch.dtype =
 
 @torch.no_grad()
 def generate_images(pipe, prompts: Sequence[str], seeds: Sequence[int], *, steps: int, guidance_scale: float,
-                    height: int | None = None, width: int | None = None) -> list[list[Image.Image]]:  # fmt: skip
+                    height: int | None = None, width: int | None = None,
+                    call_kwargs: dict | None = None) -> list[list[Image.Image]]:  # fmt: skip
     """images[prompt][seed]; each image from its own CPU-seeded generator, so it does not depend on the device or on
     which other prompts and seeds are in the call."""
+    from lcm_exp.models.family import guidance_call_kwargs
+    from lcm_exp.models.registry import DENOISERS
+
+    denoiser = next(getattr(pipe, c) for c in DENOISERS if getattr(pipe, c, None) is not None)
+    call_kwargs = {**(call_kwargs or {}), **guidance_call_kwargs(denoiser, guidance_scale)}
     return [
         [
             pipe(
                 prompt,
                 num_inference_steps=steps,
-                guidance_scale=guidance_scale,
                 height=height,
                 width=width,
-                generator=torch.Generator("cpu").manual_seed(seed),
+                generator=seeded_generator(seed),
+                **call_kwargs,
             ).images[0]  # fmt: skip
             for seed in seeds
         ]
         for prompt in prompts
     ]
+
+
+def seeded_generator(seed: int) -> torch.Generator:
+    """A CPU generator, and the global RNG seeded alike: StableDiffusion3Pipeline steps its scheduler without the
+    generator, so FlowMatchLCMScheduler's re-noising draws from the global one (else images change run to run)."""
+    torch.manual_seed(seed)
+    return torch.Generator("cpu").manual_seed(seed)
 
 
 def save_images(images: list[list[Image.Image]], out_dir: Path, seeds: Sequence[int], settings: dict) -> list[Path]:
@@ -281,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
         check_size(flag, value, pipe.vae_scale_factor)  # a hub teacher's factor is known only now
     height, width = args.height or student.resolution, args.width or student.resolution
     images = generate_images(pipe, args.prompts, args.seeds, steps=args.steps, guidance_scale=guidance_scale,
-                             height=height, width=width)  # fmt: skip
+                             height=height, width=width, call_kwargs=student.call_kwargs)  # fmt: skip
     out = args.out or ((student.run_dir or Path.cwd()) / "samples")
     settings = {"student": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(student).items()},
                 "prompts": args.prompts, "seeds": args.seeds, "steps": args.steps, "guidance_scale": guidance_scale,

@@ -10,6 +10,7 @@ import torch
 
 from lcm_exp.adapters.base import AdapterOptions, StudentAdapter
 from lcm_exp.adapters.ema import EMA, ComputeDtypeCopy
+from lcm_exp.models.family import guidance_call_kwargs
 from lcm_exp.objective import DistillModels
 
 
@@ -75,7 +76,7 @@ class FullAdapter(StudentAdapter):
 
     @classmethod
     def load_student(cls, pipe, component: str, model_dir: Path, dtype: torch.dtype) -> None:
-        net_cls = type(getattr(pipe, component))
+        net_cls = saved_network_class(model_dir / component)  # the teacher's class, or a guided SD3 student
         fp16 = (model_dir / component / "diffusion_pytorch_model.fp16.safetensors").is_file()
         variant = "fp16" if dtype == torch.float16 and fp16 else None
         student = net_cls.from_pretrained(model_dir, subfolder=component, variant=variant, torch_dtype=dtype)
@@ -83,19 +84,33 @@ class FullAdapter(StudentAdapter):
 
     def usage_code(self, pipeline: str, teacher: str, model_ref: str, scheduler: str, *,
                    fp16_variant: bool = False) -> str:  # fmt: skip
-        net_cls = type(self.student).__name__
+        net_cls, module = type(self.student).__name__, type(self.student).__module__
+        imports = f"{pipeline}, {scheduler}, {net_cls}"  # a project student (guided SD3) imports from lcm_exp
+        if not module.startswith("diffusers"):
+            imports = f"{pipeline}, {scheduler}\nfrom {module} import {net_cls}"
+        guidance = ", ".join(f"{k}={v!r}" for k, v in guidance_call_kwargs(self.student,
+                                                                           self.recommended_guidance_scale).items())
         variant = ', variant="fp16", torch_dtype=torch.float16' if fp16_variant else ""
         dtype = ", torch_dtype=torch.float16" if fp16_variant else ""
         device = '"cuda"' if fp16_variant else '"cuda" if torch.cuda.is_available() else "cpu"'
         return f"""import torch
-from diffusers import {pipeline}, {scheduler}, {net_cls}
+from diffusers import {imports}
 
 model_id = "{model_ref}"
 {self.component} = {net_cls}.from_pretrained(model_id, subfolder="{self.component}"{variant})
 pipe = {pipeline}.from_pretrained("{teacher}", {self.component}={self.component}{dtype})
 pipe.scheduler = {scheduler}.from_pretrained(model_id, subfolder="scheduler")
 pipe = pipe.to({device})
-image = pipe("a photo of a cat", num_inference_steps={self.recommended_steps}, guidance_scale={self.recommended_guidance_scale}).images[0]"""
+image = pipe("a photo of a cat", num_inference_steps={self.recommended_steps}, {guidance}).images[0]"""
+
+
+def saved_network_class(folder: Path) -> type:
+    """The class a saved network names in its config.json."""
+    import json
+
+    from lcm_exp.models.registry import network_class
+
+    return network_class(json.loads((Path(folder) / "config.json").read_text())["_class_name"])
 
 
 def half_copy(net: torch.nn.Module) -> torch.nn.Module:

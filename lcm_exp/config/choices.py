@@ -12,7 +12,7 @@ from dataclasses import field
 from typing import Any
 
 # variant groups: the name (or family) a composed node carries picks its schema (lcm_exp.config.store)
-FAMILIES = ("sd15", "sdxl")
+FAMILIES = ("sd15", "sdxl", "sd3")
 ADAPTERS = ("full", "lora")
 LOSSES = ("l2", "huber", "pseudo_huber")
 LAUNCHERS = ("inline", "accelerate")

@@ -71,6 +71,13 @@ class SDXLModelConfig(ModelConfig):
     fixed_crop_and_size: bool = False  # time_ids with original = target and crop = 0 (reference --use_fix_crop_and_size)
 
 
+@dataclass
+class SD3ModelConfig(ModelConfig):
+    """SD3 / SD3.5 (flow matching, transformer denoiser, CLIP-L + CLIP-G + T5)."""
+
+    max_sequence_length: int = 256  # T5 tokens per prompt (StableDiffusion3Pipeline's default; inference uses it too)
+
+
 # ---------------------------------------------------------------- adapters (how the student is made)
 
 

@@ -8,7 +8,7 @@ from hydra.core.config_store import ConfigStore
 from lcm_exp.config import schema
 
 GROUP_SCHEMAS = {
-    "model": {"sd15": schema.ModelConfig, "sdxl": schema.SDXLModelConfig},
+    "model": {"sd15": schema.ModelConfig, "sdxl": schema.SDXLModelConfig, "sd3": schema.SD3ModelConfig},
     "adapter": {"full": schema.FullAdapterConfig, "lora": schema.LoraAdapterConfig},
     "launcher": {"inline": schema.InlineLauncherConfig, "accelerate": schema.AccelerateLauncherConfig},
     "loss": {"l2": schema.L2LossConfig, "huber": schema.HuberLossConfig, "pseudo_huber": schema.PseudoHuberLossConfig},

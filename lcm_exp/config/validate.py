@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from lcm_exp.config.choices import ADAPTERS, DATA_SOURCES, LOSSES, allowed_values
 from lcm_exp.config.errors import ConfigError
 from lcm_exp.evaluate.settings import EVAL_METRIC_PREFIX, EvalSettings
+from lcm_exp.models.registry import FAMILY_FACTS
 
 Rule = tuple[str, Callable[[Any], bool], str]  # (key, predicate, what the value must be)
 
@@ -116,6 +117,11 @@ def validate_config(cfg: DictConfig) -> None:
         _check_rules(cfg, "adapter.", _ADAPTER_RULES[adapter], missing, problems)
         if adapter == "lora" and cfg.adapter.export_weights == "ema" and cfg.adapter.target != "ema":
             problems.append("adapter.export_weights='ema' needs adapter.target='ema' (no EMA is kept otherwise)")
+        facts = FAMILY_FACTS.get(cfg.model.family)
+        if adapter == "lora" and cfg.adapter.guidance_conditioned and facts and not facts.guidance_conditioned_lora:
+            problems.append(f"adapter.guidance_conditioned=true: a LoRA on the {cfg.model.family} family's "
+                            f"{facts.denoiser} has no w embedding; train a fixed-w LoRA (guidance.w_min = "
+                            "guidance.w_max) or adapter=full, whose student embeds w")
     if cfg.launcher.name == "accelerate":
         _check_rules(cfg, "launcher.", _ACCELERATE_RULES, missing, problems)
     if cfg.loss.name in LOSSES:
@@ -295,9 +301,11 @@ def validate_against_teacher(cfg) -> dict[str, Any]:
     n, t = cfg.objective.num_ddim_timesteps, facts["num_train_timesteps"]
     if not 1 <= n <= t:
         problems.append(f"objective.num_ddim_timesteps={n}: must be in [1, {t}] (the teacher's training timesteps)")
-    factor = facts["vae_scale_factor"]
-    if cfg.model.resolution % factor:
-        problems.append(f"model.resolution={cfg.model.resolution}: must be divisible by the VAE factor {factor}")
+    vae_factor, patch = facts["vae_scale_factor"], facts["patch_size"]
+    if cfg.model.resolution % (vae_factor * patch):
+        times_patch = f" x the denoiser's patch size {patch} = {vae_factor * patch}" if patch > 1 else ""
+        problems.append(f"model.resolution={cfg.model.resolution}: must be divisible by the VAE factor {vae_factor}"
+                        f"{times_patch}")
     if cfg.evaluation.at_end:
         from lcm_exp.toy.build import read_toy_world
 
@@ -307,7 +315,8 @@ def validate_against_teacher(cfg) -> dict[str, Any]:
     if not problems and cfg.adapter.name == "lora":  # last: for a hub teacher it imports diffusers
         from lcm_exp.models.teacher_facts import lora_target_problems, unet_layers
 
-        layers = unet_layers(cfg.model.teacher, cfg.model.revision, cfg.model.variant)
+        layers = unet_layers(cfg.model.teacher, cfg.model.revision, cfg.model.variant,
+                             FAMILY_FACTS[cfg.model.family].denoiser)
         problems += lora_target_problems(list(cfg.adapter.target_modules), layers)
     if problems:
         raise ConfigError(problems)
@@ -381,7 +390,8 @@ def _checkpoint_mismatches(header: dict[str, Any], adapter) -> list[str]:
     if kind != adapter.name:
         return [f"written by adapter={kind}, but this run has adapter={adapter.name}; use adapter={kind} "
                 "to resume it, or start a new run (another hydra.run.dir, or force=true)"]  # fmt: skip
-    cond_proj = header.get("time_embedding.cond_proj.weight")
+    cond_proj = header.get("time_embedding.cond_proj.weight",  # a UNet student's w input; SD3's guidance_embedder
+                           header.get("time_text_embed.guidance_embedder.linear_1.weight"))
     expected_dim = adapter.time_cond_proj_dim if kind == "full" or adapter.guidance_conditioned else None
     found_dim = cond_proj["shape"][1] if cond_proj else None
     problems = []

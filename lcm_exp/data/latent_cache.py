@@ -315,7 +315,7 @@ class CachedLatentEncoder:
         from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
         params = batch["posterior"].to(self.family.device, self.posterior_dtype)
-        z0 = DiagonalGaussianDistribution(params).sample(None) * self.meta.scaling_factor
+        z0 = self.family.scale_latents(DiagonalGaussianDistribution(params).sample(None))  # SD3: shift too
         return z0.float().to(self.weight_dtype).contiguous()
 
     @torch.no_grad()

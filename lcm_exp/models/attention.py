@@ -2,7 +2,8 @@
 
 ``model.attention``: sdpa (PyTorch's fused scaled_dot_product_attention, diffusers' default), xformers (its
 memory-efficient kernel; needs the package and a CUDA device, refused with a clear message otherwise), or classic
-(the unfused bmm + softmax of the reference scripts' era, for comparisons). Every diffusers ``Attention`` layer of the given modules is switched;
+(the unfused bmm + softmax of the reference scripts' era, for comparisons; SD3's joint-attention layers have no
+unfused kernel and keep SDPA). Every diffusers ``Attention`` layer of the given modules is switched;
 the run builder passes every network that runs (teacher, student, EMA target, its compute-dtype copy, the VAE).
 
 VAE slicing decodes a batch one image at a time; tiling decodes large images tile by tile (tiles are blended, so
@@ -44,7 +45,12 @@ def check_backend(backend: str) -> None:
 
 def set_attention_backend(backend: str, modules: Iterable[torch.nn.Module]) -> int:
     """Switch every diffusers ``Attention`` layer inside ``modules`` (each module once); return how many."""
-    from diffusers.models.attention_processor import Attention, AttnProcessor
+    from diffusers.models.attention_processor import (
+        Attention,
+        AttnProcessor,
+        JointAttnProcessor2_0,
+        XFormersJointAttnProcessor,
+    )
 
     check_backend(backend)
     seen: set[int] = set()
@@ -52,7 +58,10 @@ def set_attention_backend(backend: str, modules: Iterable[torch.nn.Module]) -> i
         for layer in module.modules():
             if isinstance(layer, Attention) and id(layer) not in seen:
                 seen.add(id(layer))
-                if backend == "classic":
+                joint = isinstance(layer.processor, (JointAttnProcessor2_0, XFormersJointAttnProcessor))
+                if joint and backend != "xformers":  # SD3's joint attention: diffusers' switch-back would drop
+                    layer.set_processor(JointAttnProcessor2_0())  # the text stream; it has no unfused kernel
+                elif backend == "classic":
                     layer.set_processor(AttnProcessor())
                 else:  # diffusers' own switch: xformers, or back to its default (SDPA) processor of each layer kind
                     layer.set_use_memory_efficient_attention_xformers(backend == "xformers")

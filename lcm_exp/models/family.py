@@ -23,7 +23,7 @@ from lcm_exp.models.registry import FAMILIES, FAMILY_NAMES, get_family
 from lcm_exp.models.teacher_files import MissingComponentError, component_class_name, is_local, read_model_index
 from lcm_exp.objective import NoiseSchedule
 
-__all__ = ["FAMILIES", "FAMILY_NAMES", "ModelFamily", "get_family", "resolve_dtype"]
+__all__ = ["FAMILIES", "FAMILY_NAMES", "ModelFamily", "get_family", "guidance_call_kwargs", "resolve_dtype"]
 
 
 _DTYPES = {
@@ -116,13 +116,18 @@ class ModelFamily(ABC):
                 for _, enc in self.text_components]  # fmt: skip
 
     def _load_vae(self) -> AutoencoderKL:
-        """The teacher's VAE, or ``cfg.vae`` (a whole-repo VAE such as an fp16-safe SDXL VAE, no revision)."""
+        """The teacher's VAE, or ``cfg.vae`` (a whole-repo VAE such as an fp16-safe SDXL VAE, no revision); its
+        latent scaling and shift factors are kept, so a latent-cache run scales latents without the VAE."""
         if self.cfg.vae is None:
-            return self._load("vae", AutoencoderKL, variant=self.cfg.variant, torch_dtype=self.vae_dtype)
-        try:
-            return AutoencoderKL.from_pretrained(str(self.cfg.vae), torch_dtype=self.vae_dtype)
-        except OSError as err:
-            raise MissingComponentError(f"model.vae: cannot load VAE override {self.cfg.vae!r}: {err}") from err
+            vae = self._load("vae", AutoencoderKL, variant=self.cfg.variant, torch_dtype=self.vae_dtype)
+        else:
+            try:
+                vae = AutoencoderKL.from_pretrained(str(self.cfg.vae), torch_dtype=self.vae_dtype)
+            except OSError as err:
+                raise MissingComponentError(f"model.vae: cannot load VAE override {self.cfg.vae!r}: {err}") from err
+        self.latent_scale = vae.config.scaling_factor
+        self.latent_shift = getattr(vae.config, "shift_factor", None)  # SD3's VAE has one, SD1.5/SDXL's none
+        return vae
 
     @abstractmethod
     def load_denoiser(self, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
@@ -171,7 +176,21 @@ class ModelFamily(ABC):
         caller casts once for the denoisers.
         """
         posterior = self.vae.encode(pixel_values.to(self.device, self.vae_dtype)).latent_dist
-        return (posterior.sample(generator) * self.vae.config.scaling_factor).float()
+        return self.scale_latents(posterior.sample(generator)).float()
+
+    def scale_latents(self, sample: torch.Tensor) -> torch.Tensor:
+        """A VAE posterior sample in the denoiser's latent space: (sample - shift_factor) * scaling_factor, the
+        shift only where the VAE config has one (SD3); needs no VAE loaded (the latent cache calls it)."""
+        if self.latent_shift is not None:
+            sample = sample - self.latent_shift
+        return sample * self.latent_scale
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1] from latents of the denoiser's space, decoded in the VAE's own dtype (the inverse of
+        ``scale_latents``, as the pipelines decode)."""
+        z = latents.to(self.vae.dtype) / self.latent_scale
+        return self.vae.decode(z if self.latent_shift is None else z + self.latent_shift).sample
 
     def _tokenize(self, tokenizer: Any, captions: list[str]) -> torch.Tensor:
         ids = tokenizer(
@@ -202,9 +221,27 @@ class ModelFamily(ABC):
 
     # ------------------------------------------------------------------ inference
 
+    def time_ids(self, batch: dict[str, Any], n: int) -> torch.Tensor | None:
+        """Micro-conditioning of a batch (SDXL's size and crop ids); None for families without it."""
+        return None
+
+    @classmethod
+    def pipeline_call_kwargs(cls, model_cfg: Any) -> dict[str, Any]:
+        """Extra arguments of the pipeline's __call__ that make it encode prompts as training did with the model
+        config ``model_cfg`` (SD3: the T5 length); {} when the pipeline's defaults already do."""
+        return {}
+
     @abstractmethod
     def build_pipeline(self, denoiser: torch.nn.Module, scheduler: Any) -> DiffusionPipeline:
         """A diffusers pipeline from the in-memory components with the given denoiser and scheduler."""
+
+
+def guidance_call_kwargs(network: torch.nn.Module, guidance_scale: float) -> dict[str, Any]:
+    """How a pipeline hands ``network`` the guidance scale g: ``guidance_scale=g`` (CFG, or the w = g - 1 that an LCM
+    UNet student's pipeline embeds), unless the network says otherwise (the guided SD3 student: no CFG, w in
+    joint_attention_kwargs)."""
+    custom = getattr(network, "pipeline_call_kwargs", None)
+    return custom(guidance_scale) if custom is not None else {"guidance_scale": guidance_scale}
 
 
 def _frozen(module: torch.nn.Module, device: torch.device, dtype: torch.dtype | None = None) -> Any:

@@ -20,13 +20,25 @@ class FamilyFacts:
     path: str  # "module:Class"
     schedule_kind: str  # NoiseSchedule.kind of its teachers: which samplers each objective can export
     denoiser: str  # the denoiser's subfolder in the teacher's folder
+    guidance_conditioned_lora: bool = True  # the LoRA adapter can add its w embedding (a UNet's cond_proj)
 
 
 FAMILY_FACTS: dict[str, FamilyFacts] = {
     "sd15": FamilyFacts("lcm_exp.models.sd15:SD15Family", "ddpm", "unet"),
     "sdxl": FamilyFacts("lcm_exp.models.sdxl:SDXLFamily", "ddpm", "unet"),
+    "sd3": FamilyFacts("lcm_exp.models.sd3:SD3Family", "flow", "transformer", guidance_conditioned_lora=False),
 }
 FAMILY_NAMES: tuple[str, ...] = tuple(FAMILY_FACTS)
+DENOISERS: tuple[str, ...] = tuple(dict.fromkeys(f.denoiser for f in FAMILY_FACTS.values()))  # unet, transformer
+
+
+#: the project's own networks (students extending a diffusers class), by the ``_class_name`` their config saves
+PROJECT_NETWORKS = {"GuidedSD3Transformer2DModel": "lcm_exp.models.sd3_guided"}
+
+
+def network_class(name: str) -> type:
+    """The class of a saved network from its config's ``_class_name``: a project student, else diffusers'."""
+    return getattr(importlib.import_module(PROJECT_NETWORKS.get(name, "diffusers")), name)
 
 
 class _LazyFamilies(Mapping):

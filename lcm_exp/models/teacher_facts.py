@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from lcm_exp.config.errors import ConfigError
+from lcm_exp.models.registry import FAMILY_FACTS
 from lcm_exp.models.teacher_files import (
     CorruptWeightsError,
     MissingComponentError,
@@ -23,25 +24,27 @@ from lcm_exp.models.teacher_files import (
     weight_files,
 )
 
-_REQUIRED = ("scheduler", "unet", "vae")
-_WEIGHTED = ("unet", "vae", "text_encoder")  # the components a family loads weights of (text_encoder_2 too)
+# the components a family loads weights of (text_encoder_2 and _3 too), its denoiser included
+_WEIGHTED = ("unet", "transformer", "vae", "text_encoder")
 
 
 def read_teacher_facts(model_cfg) -> dict[str, Any]:
-    """num_train_timesteps, prediction_type and the VAE's downsampling factor of ``model.teacher``.
+    """num_train_timesteps, prediction_type, the VAE's downsampling factor and the denoiser's patch size of
+    ``model.teacher``.
 
     A teacher that is missing, lacks a component, or holds a damaged weight file fails here, named, instead of deep
     inside from_pretrained after the other weights loaded.
     """
     teacher, revision = model_cfg.teacher, model_cfg.revision
+    denoiser = FAMILY_FACTS[model_cfg.family].denoiser  # unet | transformer
     try:
         index = read_model_index(teacher, revision)
-        missing = [c for c in _REQUIRED if not isinstance(index.get(c), list)]
+        missing = [c for c in ("scheduler", denoiser, "vae") if not isinstance(index.get(c), list)]
         if missing:
             raise MissingComponentError(f"model_index.json has no {', '.join(missing)}")
         scheduler = read_scheduler_config(teacher, revision)
         vae = None if model_cfg.vae else read_json(teacher, "config.json", revision, subfolder="vae")
-        read_json(teacher, "config.json", revision, subfolder="unet")
+        denoiser_config = read_json(teacher, "config.json", revision, subfolder=denoiser)
         check_teacher_weights(teacher, index, model_cfg.variant, skip_vae=bool(model_cfg.vae))
     except (MissingComponentError, ValueError) as err:
         raise ConfigError([f"model.teacher={str(teacher)!r}: {err}"]) from err
@@ -56,6 +59,7 @@ def read_teacher_facts(model_cfg) -> dict[str, Any]:
         "num_train_timesteps": scheduler.num_train_timesteps,
         "prediction_type": scheduler.prediction_type,
         "vae_scale_factor": 2 ** (len(vae.get("block_out_channels", [0, 0, 0, 0])) - 1),
+        "patch_size": int(denoiser_config.get("patch_size") or 1),  # a transformer's latent patches (SD3: 2)
     }
 
 
@@ -89,14 +93,15 @@ _LORA_LAYERS = {"Linear", "Conv1d", "Conv2d", "Conv3d", "Embedding", "MultiheadA
 _KIND_BY_RANK = {1: "GroupNorm/LayerNorm", 2: "Linear/Embedding", 3: "Conv1d", 4: "Conv2d", 5: "Conv3d"}
 
 
-def unet_layers(teacher, revision: str | None, variant: str | None) -> dict[str, str]:
-    """Module name -> layer kind of the teacher's UNet, without loading a weight.
+def unet_layers(teacher, revision: str | None, variant: str | None, folder: str = "unet") -> dict[str, str]:
+    """Module name -> layer kind of the teacher's UNet (or the denoiser in ``folder``, SD3's transformer), without
+    loading a weight.
 
     A local teacher: the names and weight shapes in its UNet weights' safetensors headers (milliseconds; the state dict
     names of a UNet2DConditionModel are its module names). A hub teacher, whose weights are not downloaded yet: the
     UNet built from unet/config.json on the meta device (imports diffusers, seconds).
     """
-    files = weight_files(Path(teacher).expanduser() / "unet", variant) if is_local(teacher) else []
+    files = weight_files(Path(teacher).expanduser() / folder, variant) if is_local(teacher) else []
     if files and all(f.suffix == ".safetensors" for f in files):
         layers = {}
         for path in files:
@@ -107,12 +112,12 @@ def unet_layers(teacher, revision: str | None, variant: str | None) -> dict[str,
                 else:
                     layers.setdefault(module, "other")
         return layers
+    import diffusers
     from accelerate import init_empty_weights
-    from diffusers import UNet2DConditionModel
 
-    config = read_json(teacher, "config.json", revision, subfolder="unet")
+    config = read_json(teacher, "config.json", revision, subfolder=folder)
     with init_empty_weights():
-        unet = UNet2DConditionModel.from_config(config)
+        unet = getattr(diffusers, config.get("_class_name", "UNet2DConditionModel")).from_config(config)
     return {name: type(module).__name__ for name, module in unet.named_modules() if name}
 
 

@@ -2,8 +2,9 @@
 
 Tests and smoke runs load them through exactly the code path a hub checkpoint takes (a folder is just a path for
 ``from_pretrained``). Architecture follows the real models at toy width: SD1.5 (CLIP-L-like text encoder, last
-hidden state), SD2-style v-prediction, and SDXL (two text encoders, ``text_time`` micro-conditioning). The VAE has
-four blocks like the real one, so latents are ``resolution / 8`` as for real checkpoints.
+hidden state), SD2-style v-prediction, SDXL (two text encoders, ``text_time`` micro-conditioning) and SD3.5
+(``tiny_sd3.py``: flow-matching transformer, three text encoders). The VAE has four blocks like the real one, so
+latents are ``resolution / 8`` as for real checkpoints.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 SEED = 0
 RECIPE_VERSION = 1  # bump when the recipe changes, so stale cached folders are not reused
 MARKER = ".lcm_exp_tiny_complete"
-KINDS = ("sd15", "sd15_v", "sdxl")
+KINDS = ("sd15", "sd15_v", "sdxl", "sd3")
 
 WORDS = (
     "a an the of on in with and at by to from for near under over beside above below behind front top bottom left "
@@ -76,9 +77,13 @@ def ensure_tiny_teacher(kind: str, cache_dir: str | Path) -> Path:
 def _build(kind: str, folder: Path) -> None:
     import torch
 
+    from lcm_exp.models.tiny_sd3 import build_tiny_sd3
+
+    builders = {"sd15": lambda: _build_sd15("epsilon"), "sd15_v": lambda: _build_sd15("v_prediction"),
+                "sdxl": _build_sdxl, "sd3": build_tiny_sd3}  # fmt: skip
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)
-        pipe = _build_sdxl() if kind == "sdxl" else _build_sd15("v_prediction" if kind == "sd15_v" else "epsilon")
+        pipe = builders[kind]()
     pipe.save_pretrained(folder, safe_serialization=True)
 
 

@@ -91,6 +91,8 @@ def model_card(cfg, family, adapter, scheduler: str, model_ref: str, files: list
     teacher = str(cfg.model.teacher)
     fp16 = cfg.export.fp16_variant
     snippet = adapter.usage_code(family.pipeline_class.__name__, teacher, model_ref, scheduler, fp16_variant=fp16)
+    call_kwargs = "".join(f"{k}={v!r}, " for k, v in family.pipeline_call_kwargs(cfg.model).items())
+    snippet = snippet.replace("num_inference_steps=", call_kwargs + "num_inference_steps=")  # SD3: the T5 length
     # The Hub rejects a card whose base_model is not a hub id, so a local teacher folder is named in the text only.
     base_model = "" if Path(teacher).expanduser().exists() else f"base_model: {teacher}\n"
     return CARD.format(

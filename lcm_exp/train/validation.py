@@ -14,15 +14,16 @@ import torch
 from PIL import Image
 
 from lcm_exp.models.attention import vae_decode_mode
+from lcm_exp.models.family import guidance_call_kwargs
 from lcm_exp.runlog.trackers import log_images
 
 log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def decode_latents(vae, latents: torch.Tensor) -> list[Image.Image]:
+def decode_latents(family, latents: torch.Tensor) -> list[Image.Image]:
     """Decode in the VAE's own dtype (it may differ from the UNet's, which the pipelines do not handle)."""
-    x = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor).sample
+    x = family.decode(latents)
     x = ((x.float() / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     return [Image.fromarray(a) for a in x]
 
@@ -60,7 +61,7 @@ class Validator:
             pipeline = family.build_pipeline(net, self.scheduler)
             pipeline.set_progress_bar_config(disable=True)
             with decode_mode, self._autocast(net):
-                self._grids(pipeline, family.vae, out, step)
+                self._grids(pipeline, out, step)
             net.train(was_training)
         log.info("validation images: %s", out)
         self.accelerator.wait_for_everyone()
@@ -74,7 +75,7 @@ class Validator:
             return torch.autocast(device.type, dtype=frozen)
         return self.accelerator.autocast()
 
-    def _grids(self, pipeline, vae, out: Path, step: int) -> None:
+    def _grids(self, pipeline, out: Path, step: int) -> None:
         res = self.family.cfg.resolution
         for n in self.cfg.num_inference_steps:
             images = []
@@ -82,10 +83,12 @@ class Validator:
                 for seed in self.cfg.seeds:
                     generator = torch.Generator(self.accelerator.device).manual_seed(seed)
                     latents = pipeline(
-                        prompt, num_inference_steps=n, guidance_scale=self.guidance_scale(),
-                        height=res, width=res, generator=generator, output_type="latent",
+                        prompt, num_inference_steps=n, height=res, width=res, generator=generator,
+                        output_type="latent", **self.family.pipeline_call_kwargs(self.family.cfg),
+                        **guidance_call_kwargs(getattr(pipeline, self.family.denoiser_component),
+                                               self.guidance_scale()),
                     ).images  # fmt: skip
-                    images += decode_latents(vae, latents)
+                    images += decode_latents(self.family, latents)
             grid = image_grid(images, cols=len(self.cfg.seeds))
             grid.save(out / f"{n}-steps.png")
             log_images(self.accelerator, f"validation/{n}_steps", [grid], step)

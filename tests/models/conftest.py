@@ -33,6 +33,11 @@ def sdxl_teacher(tiny_cache):
     return ensure_tiny_teacher("sdxl", tiny_cache)
 
 
+@pytest.fixture(scope="session")
+def sd3_teacher(tiny_cache):
+    return ensure_tiny_teacher("sd3", tiny_cache)
+
+
 def _sd15_cfg(teacher, **overrides) -> ModelConfig:
     return ModelConfig(family="sd15", teacher=str(teacher), resolution=RES, **overrides)
 

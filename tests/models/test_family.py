@@ -22,10 +22,12 @@ def _reference_text(folder, captions):
 
 
 def test_registry():
-    assert dict(FAMILIES) == {"sd15": SD15Family, "sdxl": SDXLFamily}
+    from lcm_exp.models.sd3 import SD3Family
+
+    assert dict(FAMILIES) == {"sd15": SD15Family, "sdxl": SDXLFamily, "sd3": SD3Family}
     assert get_family("sdxl") is SDXLFamily
-    with pytest.raises(ValueError, match="'sd3'.*valid: sd15, sdxl"):
-        get_family("sd3")
+    with pytest.raises(ValueError, match="'flux'.*valid: sd15, sdxl, sd3"):
+        get_family("flux")
 
 
 def test_read_scheduler_config_needs_no_weights(sd15_teacher, sd15_v_teacher, tmp_path):

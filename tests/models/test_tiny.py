@@ -81,8 +81,8 @@ def test_foreign_folder_and_bad_kind_raise(tmp_path):
     (tmp_path / f"tiny-sd15-v{tiny.RECIPE_VERSION}" / "unet").mkdir(parents=True)
     with pytest.raises(FileExistsError, match="not a complete tiny teacher"):
         ensure_tiny_teacher("sd15", tmp_path)
-    with pytest.raises(ValueError, match="sd15, sd15_v, sdxl"):
-        ensure_tiny_teacher("sd3", tmp_path)
+    with pytest.raises(ValueError, match="sd15, sd15_v, sdxl, sd3"):
+        ensure_tiny_teacher("flux", tmp_path)
 
 
 def _lcm_images(pipe_class, folder, **kwargs):
@@ -132,4 +132,4 @@ def test_light_modules_do_not_import_torch_or_diffusers(sd15_v_teacher):
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2]
     ).stdout
-    assert out.strip() == "['sd15', 'sdxl'] 1000 v_prediction []"
+    assert out.strip() == "['sd15', 'sd3', 'sdxl'] 1000 v_prediction []"
