@@ -74,7 +74,7 @@ def test_hub_failure_is_one_line(tmp_path, capsys, monkeypatch):
         def create_repo(self, *a, **k):
             raise ConnectionError("hub unreachable\n  (retries exhausted)")
 
-    monkeypatch.setattr(hub, "check_model_dir", lambda d: ["README.md"])
+    monkeypatch.setattr("lcm_exp.train.upload.check_model_dir", lambda d: ["README.md"])
     with pytest.raises(SystemExit) as stop:
         hub.main([str(tmp_path), "--repo-id", "me/lcm"], api=Down())
     err = capsys.readouterr().err.strip()

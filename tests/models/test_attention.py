@@ -33,11 +33,13 @@ def test_sdpa_switches_every_layer_of_the_given_networks_and_keeps_the_math(make
     torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-5)
 
 
-def test_lora_teacher_and_student_are_one_network_switched_once_and_classic_is_unfused(make):
+def test_lora_student_and_its_plain_teacher_view_each_switched_once_and_classic_is_unfused(make):
     _, family, adapter, _ = make("model=tiny_sd15", "adapter=lora")
-    nets = [family.denoiser, family.vae, *adapter.networks()]
-    assert set_attention_backend("classic", nets) == len(layers(family.denoiser, family.vae))
-    assert all(type(layer.processor) is AttnProcessor for layer in layers(family.denoiser, family.vae))
+    student, teacher = adapter.networks()  # the teacher is a second module tree over the same weights
+    nets = [family.denoiser, family.vae, student, teacher]  # the family's denoiser is the student itself
+    assert student is family.denoiser
+    assert set_attention_backend("classic", nets) == len(layers(student, family.vae, teacher))
+    assert all(type(layer.processor) is AttnProcessor for layer in layers(student, family.vae, teacher))
 
 
 def test_xformers_is_refused_with_a_clear_message(monkeypatch):
