@@ -289,6 +289,9 @@ def check_size(flag: str, value: int | None, factor: int | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> list[Path]:
+    from lcm_exp.runlog.logs import quiet_third_party
+
+    quiet_third_party()  # before the run record's family is looked up (its import prints transformers' notes)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.steps < 1:
@@ -319,8 +322,5 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
 
 
 if __name__ == "__main__":
-    from lcm_exp.runlog.logs import quiet_third_party
-
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    quiet_third_party()
     main()
