@@ -58,8 +58,6 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("guidance.w_min", lambda v: v >= 0, ">= 0"),
     ("objective.num_ddim_timesteps", lambda v: v >= 1, ">= 1"),
-    ("objective.timestep_scaling_factor", lambda v: v > 0, "> 0"),
-    ("objective.sigma_data", lambda v: v > 0, "> 0"),
     ("model.resolution", lambda v: v >= 8 and v % 8 == 0, "a positive multiple of 8"),
     ("trainer.max_train_steps", lambda v: v >= 1, ">= 1"),
     ("trainer.batch_size", lambda v: v >= 1, ">= 1"),
@@ -119,6 +117,14 @@ _LOSS_RULES: dict[str, list[tuple[str, Callable[[Any], bool], str]]] = {
 }
 
 
+OBJECTIVES = ("lcd", "tcd", "pcm")
+_OBJECTIVE_RULES: dict[str, list[tuple[str, Callable[[Any], bool], str]]] = {
+    "lcd": [("timestep_scaling_factor", lambda v: v > 0, "> 0"), ("sigma_data", lambda v: v > 0, "> 0")],
+    "tcd": [("gamma", lambda v: 0 <= v <= 1, "in [0, 1] (TCDScheduler's eta)")],
+    "pcm": [("phases", lambda v: v >= 1, ">= 1")],
+}
+
+
 def _get(cfg: DictConfig, key: str) -> Any:
     node: Any = cfg
     for part in key.split("."):
@@ -159,6 +165,8 @@ def validate_config(cfg: DictConfig) -> None:
         if adapter == "lora" and cfg.adapter.export_weights == "ema" and cfg.adapter.target != "ema":
             problems.append("adapter.export_weights='ema' needs adapter.target='ema' (no EMA is kept otherwise)")
 
+    _check_objective(cfg, problems)
+
     if cfg.launcher.name == "accelerate":
         _check_rules(cfg, "launcher.", _ACCELERATE_RULES, problems)
 
@@ -181,6 +189,20 @@ def validate_config(cfg: DictConfig) -> None:
 
     if problems:
         raise ConfigError(problems)
+
+
+def _check_objective(cfg: DictConfig, problems: list[str]) -> None:
+    """Per-objective rules; PCM's phases must divide N: only then do the exported sampler's K, 2K, ... step
+    timesteps land on the phase edges the student was trained to hit."""
+    objective = cfg.objective
+    if objective.name not in _OBJECTIVE_RULES:
+        problems.append(f"objective.name={objective.name!r}: unknown, choose one of [{', '.join(OBJECTIVES)}]")
+        return
+    _check_rules(cfg, "objective.", _OBJECTIVE_RULES[objective.name], problems)
+    n, k = objective.num_ddim_timesteps, objective.get("phases")
+    if objective.name == "pcm" and k >= 1 and n % k:
+        problems.append(f"objective.phases={k} must divide objective.num_ddim_timesteps={n}: the exported "
+                        f"TCDScheduler lands on the phase edges only then (e.g. num_ddim_timesteps={k * max(1, n // k)})")
 
 
 def _check_data_path(data: DictConfig, problems: list[str]) -> None:
@@ -240,6 +262,7 @@ def validate_against_teacher(cfg) -> dict[str, Any]:
     n, t = cfg.objective.num_ddim_timesteps, facts["num_train_timesteps"]
     if not 1 <= n <= t:
         problems.append(f"objective.num_ddim_timesteps={n}: must be in [1, {t}] (the teacher's training timesteps)")
+    problems.extend(objective_schedule_problems(cfg.objective.name, cfg.model.family))
     factor = facts["vae_scale_factor"]
     if cfg.model.resolution % factor:
         problems.append(f"model.resolution={cfg.model.resolution}: must be divisible by the VAE factor {factor}")
@@ -250,3 +273,17 @@ def validate_against_teacher(cfg) -> dict[str, Any]:
     if problems:
         raise ConfigError(problems)
     return facts
+
+
+def objective_schedule_problems(objective: str, family: str) -> list[str]:
+    """An objective must have a sampler for the family's kind of schedule (e.g. a flow-matching teacher), else its
+    student could not be exported; checked with the teacher, before weights load."""
+    from lcm_exp.models.registry import FAMILY_FACTS
+    from lcm_exp.train.components import OBJECTIVES  # the registry (imports torch, fine at this stage)
+
+    kind = FAMILY_FACTS[family].schedule_kind
+    supported = OBJECTIVES[objective].samplers
+    if kind in supported:
+        return []
+    return [f"objective={objective} with model.family={family}: the objective has no sampler for a {kind!r} "
+            f"teacher (it samples: {', '.join(supported)})"]

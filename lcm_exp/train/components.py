@@ -8,9 +8,11 @@ import torch
 
 from lcm_exp.objective import LCD, ConsistencyObjective, DDIMSolver, ObjectiveSpec, build_loss
 from lcm_exp.objective.losses import LossFn
+from lcm_exp.objective.pcm import PCM
+from lcm_exp.objective.tcd import TCD
 
 SOLVER_DTYPES = {"fp32": torch.float32, "fp64": torch.float64}
-OBJECTIVES: dict[str, type[ConsistencyObjective]] = {"lcd": LCD}
+OBJECTIVES: dict[str, type[ConsistencyObjective]] = {"lcd": LCD, "tcd": TCD, "pcm": PCM}
 
 
 def build_solver(schedule, num_ddim_timesteps: int, device, solver_dtype: str = "fp32") -> DDIMSolver:
