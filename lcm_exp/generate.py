@@ -7,7 +7,8 @@
 The teacher pipeline comes from the run record (``<run dir>/run.json``: teacher, revision, weight variant, VAE
 override); for a model folder without a run record, from ``--teacher`` or the card's ``base_model``. The exported
 student goes in (full: ``model/unet``, its fp16 variant when running in fp16; LoRA:
-``pytorch_lora_weights.safetensors``) with the LCMScheduler from ``model/scheduler``.
+``pytorch_lora_weights.safetensors``) with the scheduler its objective exported to ``model/scheduler`` (LCD:
+LCMScheduler; TCD, PCM: TCDScheduler, called with the objective's eta from the run record).
 
 Guidance convention: diffusers' ``guidance_scale`` is the LCM paper's w + 1 (``--w 7`` == ``--guidance-scale 8``).
 A full student embeds w (no CFG pass); a plain LoRA student runs at guidance_scale 1 (no CFG). The default is the
@@ -47,6 +48,7 @@ class Student:
     vae: str | None = None  # the VAE override used in training
     resolution: int | None = None
     w_range: tuple[float, float] | None = None  # trained LCM-paper w range
+    sampling: dict | None = None  # what each pipeline call passes for the objective (TCD: eta); from the record
 
 
 def adapter_kind(model_dir: Path) -> str:
@@ -77,6 +79,10 @@ def locate_student(path: str | Path, teacher: str | None = None) -> Student:
         guidance = config.get("guidance") or {}
         if "w_min" in guidance:
             student.w_range = (guidance["w_min"], guidance["w_max"])
+        if config.get("objective"):
+            from lcm_exp.train.components import objective_from_config
+
+            student.sampling = objective_from_config(config["objective"]).sampling_kwargs()
         if not teacher:
             student.teacher = facts.get("teacher") or ""
     if not student.teacher:
@@ -125,8 +131,8 @@ def resolve_guidance(student: Student, guidance_scale: float | None = None, w: f
 
 def load_pipeline(student: Student, *, device: str = "cpu", dtype: torch.dtype = torch.float32,
                   attention: str = "sdpa", vae_slicing: bool = False, vae_tiling: bool = False):  # fmt: skip
-    """The teacher's pipeline with the student in it and the student's LCMScheduler."""
-    from diffusers import AutoencoderKL, DiffusionPipeline, LCMScheduler, UNet2DConditionModel
+    """The teacher's pipeline with the student in it and the scheduler its objective exported."""
+    from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DConditionModel
 
     from lcm_exp.models.attention import set_attention_backend
 
@@ -147,7 +153,9 @@ def load_pipeline(student: Student, *, device: str = "cpu", dtype: torch.dtype =
 
         pipe.load_lora_weights(student.model_dir)
         load_guidance_cond_proj(pipe.unet, student.model_dir)  # a guidance-conditioned LoRA embeds w
-    pipe.scheduler = LCMScheduler.from_pretrained(student.model_dir, subfolder="scheduler")
+    from lcm_exp.train.export import load_exported_scheduler
+
+    pipe.scheduler = load_exported_scheduler(student.model_dir)
     set_attention_backend(attention, [pipe.unet, pipe.vae])
     pipe.vae.use_slicing, pipe.vae.use_tiling = vae_slicing, vae_tiling
     pipe.set_progress_bar_config(disable=True)
@@ -156,9 +164,10 @@ def load_pipeline(student: Student, *, device: str = "cpu", dtype: torch.dtype =
 
 @torch.no_grad()
 def generate_images(pipe, prompts: Sequence[str], seeds: Sequence[int], *, steps: int, guidance_scale: float,
-                    height: int | None = None, width: int | None = None) -> list[list[Image.Image]]:  # fmt: skip
+                    height: int | None = None, width: int | None = None,
+                    sampling: dict | None = None) -> list[list[Image.Image]]:  # fmt: skip
     """images[prompt][seed]; each image from its own CPU-seeded generator, so it does not depend on the device or on
-    which other prompts and seeds are in the call."""
+    which other prompts and seeds are in the call. ``sampling``: extra pipeline arguments of the objective (eta)."""
     return [
         [
             pipe(
@@ -168,6 +177,7 @@ def generate_images(pipe, prompts: Sequence[str], seeds: Sequence[int], *, steps
                 height=height,
                 width=width,
                 generator=torch.Generator("cpu").manual_seed(seed),
+                **(sampling or {}),
             ).images[0]  # fmt: skip
             for seed in seeds
         ]
@@ -226,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
                          vae_slicing=args.vae_slicing, vae_tiling=args.vae_tiling)  # fmt: skip
     height, width = args.height or student.resolution, args.width or student.resolution
     images = generate_images(pipe, args.prompts, args.seeds, steps=args.steps, guidance_scale=guidance_scale,
-                             height=height, width=width)  # fmt: skip
+                             height=height, width=width, sampling=student.sampling)  # fmt: skip
     out = args.out or ((student.run_dir or Path.cwd()) / "samples")
     settings = {"student": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(student).items()},
                 "prompts": args.prompts, "seeds": args.seeds, "steps": args.steps, "guidance_scale": guidance_scale,

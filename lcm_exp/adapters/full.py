@@ -83,7 +83,7 @@ class FullAdapter(StudentAdapter):
         setattr(pipe, component, student.to(pipe.device))
 
     def usage_code(self, pipeline: str, teacher: str, model_ref: str, scheduler: str, *,
-                   fp16_variant: bool = False) -> str:  # fmt: skip
+                   fp16_variant: bool = False, call_kwargs: str = "") -> str:  # fmt: skip
         net_cls = type(self.student).__name__
         variant = ', variant="fp16", torch_dtype=torch.float16' if fp16_variant else ""
         dtype = ", torch_dtype=torch.float16" if fp16_variant else ""
@@ -96,7 +96,7 @@ model_id = "{model_ref}"
 pipe = {pipeline}.from_pretrained("{teacher}", {self.component}={self.component}{dtype})
 pipe.scheduler = {scheduler}.from_pretrained(model_id, subfolder="scheduler")
 pipe = pipe.to({device})
-image = pipe("a photo of a cat", num_inference_steps={self.recommended_steps}, guidance_scale={self.recommended_guidance_scale}).images[0]"""
+image = pipe("a photo of a cat", num_inference_steps={self.recommended_steps}, guidance_scale={self.recommended_guidance_scale}{call_kwargs}).images[0]"""
 
 
 def half_copy(net: torch.nn.Module) -> torch.nn.Module:

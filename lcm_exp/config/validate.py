@@ -201,8 +201,8 @@ def _check_objective(cfg: DictConfig, problems: list[str]) -> None:
     _check_rules(cfg, "objective.", _OBJECTIVE_RULES[objective.name], problems)
     n, k = objective.num_ddim_timesteps, objective.get("phases")
     if objective.name == "pcm" and k >= 1 and n % k:
-        problems.append(f"objective.phases={k} must divide objective.num_ddim_timesteps={n}: the exported "
-                        f"TCDScheduler lands on the phase edges only then (e.g. num_ddim_timesteps={k * max(1, n // k)})")
+        problems.append(f"objective.phases={k} must divide objective.num_ddim_timesteps={n}: the exported TCDScheduler "
+                        f"lands on the phase edges only then (e.g. num_ddim_timesteps={k * max(1, n // k)})")
 
 
 def _check_data_path(data: DictConfig, problems: list[str]) -> None:
@@ -246,8 +246,13 @@ def _check_evaluation(cfg: DictConfig, problems: list[str]) -> None:
     if settings.at_end:  # its objective is a run metric: it must be computable (the teacher is checked later)
         problems.extend(settings.objective_problems())
     objective = cfg.sweep.objective
-    if objective.startswith(EVAL_METRIC_PREFIX) and not settings.at_end:
+    if objective.startswith(f"{EVAL_METRIC_PREFIX}_objective_best"):  # the learning curve's best point
+        if not settings.every_n_steps:
+            problems.append(f"sweep.objective={objective!r} is the learning curve's: set evaluation.every_n_steps")
+    elif objective.startswith(EVAL_METRIC_PREFIX) and not settings.at_end:
         problems.append(f"sweep.objective={objective!r} is an evaluation metric: set evaluation.at_end=true")
+    if settings.every_n_steps:  # its objective is a run metric as well
+        problems.extend(p for p in settings.objective_problems() if p not in problems)
 
 
 def validate_against_teacher(cfg) -> dict[str, Any]:
@@ -266,7 +271,7 @@ def validate_against_teacher(cfg) -> dict[str, Any]:
     factor = facts["vae_scale_factor"]
     if cfg.model.resolution % factor:
         problems.append(f"model.resolution={cfg.model.resolution}: must be divisible by the VAE factor {factor}")
-    if cfg.evaluation.at_end:
+    if cfg.evaluation.at_end or cfg.evaluation.every_n_steps:
         from lcm_exp.toy.build import read_toy_world
 
         problems.extend(cfg.evaluation.objective_problems(read_toy_world(cfg.model.teacher) is not None))

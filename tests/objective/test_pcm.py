@@ -8,7 +8,7 @@ from diffusers import TCDScheduler
 
 from lcm_exp.objective import PCM, DDIMSolver, DDPMSchedule, distill_step
 from lcm_exp.objective.pcm import matching_step_counts, phase_edge_indices, phase_edges
-from tests.objective.test_step import B, SEED, Tiny, make_setup, sd_alphas_cumprod
+from tests.objective.test_step import SEED, B, Tiny, make_setup, sd_alphas_cumprod
 
 SD = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
 
@@ -92,8 +92,8 @@ def test_pcm_step_matches_a_float64_rederivation():
 
 @pytest.mark.parametrize(("n", "k"), [(10, 2), (20, 4), (40, 4), (8, 8), (12, 3)])
 def test_tcdscheduler_at_k_2k_steps_walks_the_phase_edges(n, k):
-    """The exported sampler's timesteps for K and 2K steps: the grid's top, then every phase edge, ending on alpha_bar[0]; each
-    step from t jumps to the next timestep, which for K steps is exactly the edge the student maps t to."""
+    """The exported sampler's timesteps for K and 2K steps: the grid's top, then every phase edge, ending on
+    alpha_bar[0]; each step from t jumps to the next timestep, for K steps exactly the edge the student maps t to."""
     solver = _solver(n)
     scheduler = PCM(phases=k).inference_scheduler("ddpm", dict(SD), n)
     assert isinstance(scheduler, TCDScheduler) and scheduler.config.original_inference_steps == n

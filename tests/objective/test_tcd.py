@@ -8,7 +8,7 @@ from diffusers import TCDScheduler
 
 from lcm_exp.objective import TCD, DDIMSolver, DDPMSchedule, distill_step
 from lcm_exp.objective.tcd import draw_end_indices, trajectory_point
-from tests.objective.test_step import B, N_DDIM, SEED, make_setup, sd_alphas_cumprod
+from tests.objective.test_step import N_DDIM, SEED, B, make_setup, sd_alphas_cumprod
 
 SD = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
 
