@@ -75,3 +75,31 @@ def test_lcm_noise_is_per_sample(toy_family, lcm):
 
 def test_teacher_without_cond_proj_gets_no_embedding(toy_family):
     assert samplers.student_embedding(samplers.Denoiser(toy_family, toy_family.denoiser), 3.0, 2, "cpu") is None
+
+
+def test_the_generic_student_sampler_is_the_old_lcm_loop_bitwise(toy_family, lcm):
+    """LCD's table must not move: with LCMScheduler the generic sampler returns exactly what the LCM-only loop did
+    (its last step's denoised sample), from the same per-sample generators."""
+    student = samplers.Denoiser(toy_family, _consistency_student(toy_family))
+    x, cond, _ = _setup(toy_family)
+    got = samplers.student_sample(student, lcm, x, 4, cond, 3.0, [torch.Generator().manual_seed(i) for i in range(3)])
+    lcm.set_timesteps(4)
+    w_emb = guidance_embedding(torch.full((3,), 3.0), 32)
+    gens = [torch.Generator().manual_seed(i) for i in range(3)]
+    z = x
+    for t in lcm.timesteps:  # the loop as it was before the evaluation became scheduler-generic
+        with torch.no_grad():
+            out = student.network(z, torch.full((3,), int(t)), timestep_cond=w_emb,
+                                  encoder_hidden_states=cond.prompt_embeds).sample.float()  # fmt: skip
+        z, denoised = lcm.step(out, t, z, generator=gens, return_dict=False)
+    assert torch.equal(got, denoised)
+
+
+def test_student_sampling_names_its_scheduler_and_deterministic_variant(lcm):
+    from diffusers import TCDScheduler
+
+    assert samplers.StudentSampling(lcm).name == "LCMScheduler"
+    assert samplers.StudentSampling(lcm).sampler(True)[0] == "deterministic (own noise estimate)"
+    tcd = samplers.StudentSampling(TCDScheduler(), {"eta": 0.3})
+    assert tcd.name == "TCDScheduler (gamma 0.3)" and tcd.sampler(True)[0] == "TCDScheduler, gamma 0 (deterministic)"
+    assert samplers.StudentSampling(object()).sampler(True) is None  # no deterministic variant known: rows skipped
