@@ -92,14 +92,16 @@ class LearningCurve:
             if self._consider(row) and self.export_best:
                 self._export_best(row)
             plot_curve(self.points, self.run_dir / CURVE_PLOT, self.metric, self.method)
-            log.info("eval at step %d: %s = %.4f", step, self.settings.objective, row[f"{EVAL_METRIC_PREFIX}_objective"])
+            value = row[f"{EVAL_METRIC_PREFIX}_objective"]
+            log.info("eval at step %d: %s = %.4f", step, self.settings.objective, value)
         acc.wait_for_everyone()
         return row
 
     def _consider(self, row: dict) -> bool:
         """Whether ``row`` is the new best (ties keep the earlier step)."""
-        value, key = row[f"{EVAL_METRIC_PREFIX}_objective"], f"{EVAL_METRIC_PREFIX}_objective"
-        better = self.best is None or (value < self.best[key] if LOWER_IS_BETTER[self.metric] else value > self.best[key])
+        key = f"{EVAL_METRIC_PREFIX}_objective"
+        value, best = row[key], None if self.best is None else self.best[key]
+        better = best is None or (value < best if LOWER_IS_BETTER[self.metric] else value > best)
         if better:
             self.best = row
         return better

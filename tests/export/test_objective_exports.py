@@ -58,8 +58,8 @@ def _noise(family):
 def test_plain_diffusers_samples_a_pcm_student_along_its_phase_edges(make, phases):
     """K steps of the exported TCDScheduler (eta 0) = from the grid's top, the trained map to the phase edge, then
     from that edge the map to the next, down to t = 0: the objective's own output at its own end points."""
-    cfg, family, student, run_dir = make("model=tiny_sd15", "adapter=full", "objective=pcm", f"objective.phases={phases}",
-                                         "objective.num_ddim_timesteps=10")  # fmt: skip
+    cfg, family, student, run_dir = make("model=tiny_sd15", "adapter=full", "objective=pcm",
+                                         f"objective.phases={phases}", "objective.num_ddim_timesteps=10")  # fmt: skip
     with torch.no_grad():
         student.target.time_embedding.cond_proj.weight.normal_()  # the exported (EMA) student, not the teacher
     pipe, unet = _pipeline(family, export_model(cfg, family, student, run_dir))
@@ -97,7 +97,8 @@ def test_plain_diffusers_samples_a_tcd_student_as_the_evaluation_does(make):
     x = _noise(family)
     res = family.cfg.resolution
     got = pipe(prompt_embeds=cond.prompt_embeds, num_inference_steps=4, guidance_scale=4.0, eta=0.5, latents=x.clone(),
-               generator=torch.Generator().manual_seed(9), output_type="latent", height=res, width=res).images  # fmt: skip
+               generator=torch.Generator().manual_seed(9), output_type="latent", height=res,
+               width=res).images  # fmt: skip
     ours = samplers.student_sample(samplers.Denoiser(family, unet), load_exported_scheduler(run_dir / "model"), x, 4,
                                    cond, 3.0, [torch.Generator().manual_seed(9)], eta=0.5)  # fmt: skip
     torch.testing.assert_close(got, ours, rtol=1e-4, atol=1e-4)
