@@ -4,7 +4,8 @@
 
 Reads each run's ``eval/results.csv`` (the evaluation at the end) and its learning curve (``metrics.jsonl`` rows with
 ``"eval": true``). Writes ``DIR/table.md``: every student row of every group (mean ± std over its runs), then the
-teacher's rows once (they do not depend on the student); and ``DIR/curves.png``: latent RMSE of each group's student
+teacher's rows once (they do not depend on the student); ``DIR/latent_rmse.md``, ``DIR/fd.md``: one metric as
+student sampler x step count; and ``DIR/curves.png``: latent RMSE of each group's student
 at each step count along training (mean over its runs, a band for min..max).
 """
 
@@ -49,6 +50,34 @@ def comparison_table(groups: dict[str, list[Path]]) -> str:
         if r["method"] not in STUDENT_METHODS:
             cells = [_cell([float(r[k])] if r.get(k) not in (None, "") else [], f) for k, _, f in COLUMNS]
             lines.append(f"| teacher | {r['label']} | {r['steps']} | {r['nfe']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def pivot_table(groups: dict[str, list[Path]], metric: str = "latent_rmse") -> str:
+    """Markdown: one line per (group, student sampler) and per teacher method, one column per step count."""
+    fmt = dict((k, f) for k, _, f in COLUMNS)[metric]
+    first = read_rows(next(iter(groups.values()))[0])
+    steps = sorted({int(r["steps"]) for r in first if r["method"] != "reference"})
+    lines = ["| method | " + " | ".join(f"{n} step{'s' * (n > 1)}" for n in steps) + " |",
+             "|---" * (len(steps) + 1) + "|"]  # fmt: skip
+
+    def line(name, rows_per_run, method):
+        cells = []
+        for n in steps:
+            values = [float(x[metric]) for rows in rows_per_run for x in rows
+                      if x["method"] == method and int(x["steps"]) == n and x.get(metric) not in (None, "")]
+            cells.append(_cell(values, fmt))
+        label = next(x["label"] for x in rows_per_run[0] if x["method"] == method)
+        return f"| {name}{label} | " + " | ".join(cells) + " |"
+
+    for name, runs in groups.items():
+        rows = [read_rows(r) for r in runs]
+        for m in (m for m in STUDENT_METHODS[:2] if any(x["method"] == m for x in rows[0])):
+            new = line(f"{name} ({len(runs)} run{'s' * (len(runs) > 1)}): ", rows, m)
+            if m == "student" or new.split(" | ", 1)[1] != lines[-1].split(" | ", 1)[1]:  # drop a duplicate
+                lines.append(new)  # (the deterministic variant of a student that samples deterministically)
+    methods = dict.fromkeys(r["method"] for r in first if r["method"] not in (*STUDENT_METHODS[:2], "reference"))
+    lines += [line("", [first], m) for m in methods]
     return "\n".join(lines)
 
 
@@ -100,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     table = comparison_table(groups)
     (args.out / "table.md").write_text(table + "\n")
+    for metric in ("latent_rmse", "fd"):
+        (args.out / f"{metric}.md").write_text(pivot_table(groups, metric) + "\n")
     plot_curves(groups, args.out / "curves.png")
     print(table)
     return 0

@@ -32,3 +32,13 @@ def test_mean_std_per_group_teacher_rows_once_and_curves(tmp_path, capsys):
     assert "| ONE | student, TCDScheduler (gamma 0.3) | 4 | 4 | 0.200 |" in table
     assert table.count("fair baseline") == 1 and "| teacher | teacher DDIM-50 (reference) | 50 | 100 | - |" in table
     assert (tmp_path / "cmp" / "curves.png").is_file() and table in capsys.readouterr().out
+
+
+def test_pivot_one_metric_by_step_count(tmp_path):
+    from lcm_exp.evaluate.compare import pivot_table
+
+    a, b = _run(tmp_path, "a", 0.2, []), _run(tmp_path, "b", 0.4, [])
+    table = pivot_table({"TCD": [a, b]}, "latent_rmse")
+    assert table.splitlines()[0] == "| method | 4 steps |"
+    assert "| TCD (2 runs): student, TCDScheduler (gamma 0.3) | 0.300 ± 0.141 |" in table
+    assert "| teacher DDIM trailing + CFG (fair baseline) | 0.396 |" in table and "reference" not in table
