@@ -6,7 +6,7 @@ Reads each run's ``eval/results.csv`` (the evaluation at the end) and its learni
 ``"eval": true``). Writes ``DIR/table.md``: every student row of every group (mean ± std over its runs), then the
 teacher's rows once (they do not depend on the student); ``DIR/latent_rmse.md``, ``DIR/fd.md``: one metric as
 student sampler x step count; and ``DIR/curves.png``: latent RMSE of each group's student
-at each step count along training (mean over its runs, a band for min..max).
+at each step count along training (mean over its runs that have a curve, a band for min..max).
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def plot_curves(groups: dict[str, list[Path]], path: Path, steps: Sequence[int] 
     fig, axes = plt.subplots(1, len(steps), figsize=(4.2 * len(steps), 3.8), squeeze=False)
     for ax, n in zip(axes[0], steps, strict=True):
         for name, runs in groups.items():
-            curves = [_curve(r, f"latent_rmse:student:{n}") for r in runs]
+            curves = [c for c in (_curve(r, f"latent_rmse:student:{n}") for r in runs) if c]  # runs with a curve
             xs = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
             if not xs:
                 continue
