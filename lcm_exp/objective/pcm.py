@@ -1,6 +1,6 @@
 """Phased Consistency Model distillation (Wang et al. 2024): the trajectory is cut into ``phases`` phases and the
 student maps x_t to the lower edge of its phase (objectives-facts 2.1-2.4; G-U-N/Phased-Consistency-Model
-code/text_to_image_sd15/train_pcm_lora_sd15.py, ``ddim_style_multiphase_pred``).
+the SD1.5 LoRA training script under code/, ``ddim_style_multiphase_pred``).
 
 Edge indices E = floor(linspace(0, N, K, endpoint=False)); a grid index i belongs to the phase of
 e(i) = max{e in E: e <= i}, whose edge position is u = max(e * k - 1, 0) (e = 0: t = 0, alpha_bar[0]). Student
