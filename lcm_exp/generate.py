@@ -7,7 +7,8 @@
 The teacher pipeline comes from the run record (``<run dir>/run.json``: teacher, revision, weight variant, VAE
 override); for a model folder without a run record, from ``--teacher`` or the card's ``base_model``. The exported
 student goes in (full: ``model/unet``, its fp16 variant when running in fp16; LoRA:
-``pytorch_lora_weights.safetensors``) with the LCMScheduler from ``model/scheduler``.
+``pytorch_lora_weights.safetensors``) with the scheduler its objective exported to ``model/scheduler`` (LCD:
+LCMScheduler; TCD, PCM: TCDScheduler, called with the objective's eta from the run record).
 
 Guidance convention: diffusers' ``guidance_scale`` is the LCM paper's w + 1 (``--w 7`` == ``--guidance-scale 8``).
 A full student embeds w (no CFG pass); a plain LoRA student runs at guidance_scale 1 (no CFG). The default is the
@@ -52,6 +53,7 @@ class Student:
     vae_scale_factor: int | None = None  # image side / latent side, when known before the weights load
     embeds_w: bool = False  # full, or a guidance-conditioned LoRA: w is an input, no CFG pass
     call_kwargs: dict | None = None  # pipeline __call__ arguments the family needs (SD3: the trained T5 length)
+    sampling: dict | None = None  # what each pipeline call passes for the objective (TCD: eta); from the record
 
     @property
     def recommended_guidance_scale(self) -> float:
@@ -97,6 +99,10 @@ def locate_student(path: str | Path, teacher: str | None = None) -> Student:
         guidance = config.get("guidance") or {}
         if "w_min" in guidance:
             student.w_range = (guidance["w_min"], guidance["w_max"])
+        if config.get("objective"):
+            from lcm_exp.train.components import objective_from_config
+
+            student.sampling = objective_from_config(config["objective"]).sampling_kwargs()
         if not teacher:
             student.teacher = facts.get("teacher") or ""
     if not student.teacher:
@@ -196,14 +202,14 @@ def load_pipeline(student: Student, *, device: str = "cpu", dtype: torch.dtype =
 @torch.no_grad()
 def generate_images(pipe, prompts: Sequence[str], seeds: Sequence[int], *, steps: int, guidance_scale: float,
                     height: int | None = None, width: int | None = None,
-                    call_kwargs: dict | None = None) -> list[list[Image.Image]]:  # fmt: skip
+                    call_kwargs: dict | None = None, sampling: dict | None = None) -> list[list[Image.Image]]:  # fmt: skip
     """images[prompt][seed]; each image from its own CPU-seeded generator, so it does not depend on the device or on
-    which other prompts and seeds are in the call."""
+    which other prompts and seeds are in the call. ``sampling``: extra pipeline arguments of the objective (eta)."""
     from lcm_exp.models.family import guidance_call_kwargs
     from lcm_exp.models.registry import DENOISERS
 
     denoiser = next(getattr(pipe, c) for c in DENOISERS if getattr(pipe, c, None) is not None)
-    call_kwargs = {**(call_kwargs or {}), **guidance_call_kwargs(denoiser, guidance_scale)}
+    call_kwargs = {**(call_kwargs or {}), **guidance_call_kwargs(denoiser, guidance_scale), **(sampling or {})}
     return [
         [
             pipe(
@@ -311,7 +317,8 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
         check_size(flag, value, pipe.vae_scale_factor)  # a hub teacher's factor is known only now
     height, width = args.height or student.resolution, args.width or student.resolution
     images = generate_images(pipe, args.prompts, args.seeds, steps=args.steps, guidance_scale=guidance_scale,
-                             height=height, width=width, call_kwargs=student.call_kwargs)  # fmt: skip
+                             height=height, width=width, call_kwargs=student.call_kwargs,
+                             sampling=student.sampling)  # fmt: skip
     out = args.out or ((student.run_dir or Path.cwd()) / "samples")
     settings = {"student": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(student).items()},
                 "prompts": args.prompts, "seeds": args.seeds, "steps": args.steps, "guidance_scale": guidance_scale,

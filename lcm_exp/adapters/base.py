@@ -71,8 +71,9 @@ class StudentAdapter(ABC):
 
     @abstractmethod
     def usage_code(self, pipeline: str, teacher: str, model_ref: str, scheduler: str, *,
-                   fp16_variant: bool = False) -> str:  # fmt: skip
-        """A diffusers snippet that loads this student with its exported scheduler class (the model card's)."""
+                   fp16_variant: bool = False, call_kwargs: str = "") -> str:  # fmt: skip
+        """A diffusers snippet that loads this student with its exported scheduler class (the model card's);
+        ``call_kwargs`` (e.g. ", eta=0.3") is appended to its pipeline call."""
 
     @classmethod
     @abstractmethod

@@ -83,7 +83,7 @@ class FullAdapter(StudentAdapter):
         setattr(pipe, component, student.to(pipe.device))
 
     def usage_code(self, pipeline: str, teacher: str, model_ref: str, scheduler: str, *,
-                   fp16_variant: bool = False) -> str:  # fmt: skip
+                   fp16_variant: bool = False, call_kwargs: str = "") -> str:  # fmt: skip
         net_cls, module = type(self.student).__name__, type(self.student).__module__
         imports = f"{pipeline}, {scheduler}, {net_cls}"  # a project student (guided SD3) imports from lcm_exp
         if not module.startswith("diffusers"):
@@ -101,7 +101,7 @@ model_id = "{model_ref}"
 pipe = {pipeline}.from_pretrained("{teacher}", {self.component}={self.component}{dtype})
 pipe.scheduler = {scheduler}.from_pretrained(model_id, subfolder="scheduler")
 pipe = pipe.to({device})
-image = pipe("a photo of a cat", num_inference_steps={self.recommended_steps}, {guidance}).images[0]"""
+image = pipe("a photo of a cat", num_inference_steps={self.recommended_steps}, {guidance}{call_kwargs}).images[0]"""
 
 
 def saved_network_class(folder: Path) -> type:

@@ -232,7 +232,7 @@ class LoraAdapter(StudentAdapter):
         load_guidance_cond_proj(getattr(pipe, component), model_dir)
 
     def usage_code(self, pipeline: str, teacher: str, model_ref: str, scheduler: str, *,
-                   fp16_variant: bool = False) -> str:  # fmt: skip
+                   fp16_variant: bool = False, call_kwargs: str = "") -> str:  # fmt: skip
         """A guidance-conditioned LoRA also needs its w embedding, which plain diffusers cannot attach (lcm_exp
         does)."""
         attach = extra_import = ""
@@ -248,4 +248,4 @@ pipe = {pipeline}.from_pretrained("{teacher}")
 pipe.load_lora_weights(model_id){attach}
 pipe.scheduler = {scheduler}.from_pretrained(model_id, subfolder="scheduler")
 pipe = pipe.to("cuda" if torch.cuda.is_available() else "cpu")
-image = pipe("a photo of a cat", num_inference_steps={self.recommended_steps}, guidance_scale={self.recommended_guidance_scale}).images[0]"""
+image = pipe("a photo of a cat", num_inference_steps={self.recommended_steps}, guidance_scale={self.recommended_guidance_scale}{call_kwargs}).images[0]"""

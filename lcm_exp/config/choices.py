@@ -40,7 +40,7 @@ EMPTY_CAPTION_POLICIES = ("keep", "skip")
 ON_MISSING = ("keep", "drop")
 
 # objective, optimizer and loop
-OBJECTIVES = ("lcd",)  # lcm_exp.train.components.OBJECTIVES (a test keeps them equal)
+OBJECTIVES = ("lcd", "tcd", "pcm")  # lcm_exp.train.components.OBJECTIVES (a test keeps them equal)
 OPTIMIZERS = ("adamw", "adamw8bit")
 LR_SCHEDULERS = (
     "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup", "piecewise_constant",

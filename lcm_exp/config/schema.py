@@ -151,10 +151,30 @@ class GuidanceConfig:
 
 @dataclass
 class ObjectiveConfig:
-    name: str = choice("lcd", OBJECTIVES)  # the consistency objective (lcd: Latent Consistency Distillation)
+    """LCD (Latent Consistency Distillation): the student maps x_t to x0 under LCMScheduler's boundary scalings."""
+
+    name: str = choice("lcd", OBJECTIVES)  # the consistency objective: what the student is trained to hit
     num_ddim_timesteps: int = 50  # N of the skipping-step DDIM grid (k = T // N)
     timestep_scaling_factor: float = 10.0  # boundary scalings; must match LCMScheduler for inference
     sigma_data: float = 0.5  # sigma_data of the boundary scalings (must match the inference scheduler)
+
+
+@dataclass
+class TCDObjectiveConfig:
+    """TCD (Trajectory Consistency Distillation): the student maps x_t to a drawn point x_s of the trajectory."""
+
+    name: str = choice("tcd", OBJECTIVES)  # the consistency objective: what the student is trained to hit
+    num_ddim_timesteps: int = 50  # N of the skipping-step DDIM grid (k = T // N); s is drawn on it
+    gamma: float = 0.3  # sampling stochasticity, exported as TCDScheduler's eta (0: deterministic)
+
+
+@dataclass
+class PCMObjectiveConfig:
+    """PCM (Phased Consistency Model): the student maps x_t to the lower edge of its phase."""
+
+    name: str = choice("pcm", OBJECTIVES)  # the consistency objective: what the student is trained to hit
+    num_ddim_timesteps: int = 40  # must be a multiple of phases (the sampler then lands on the phase edges)
+    phases: int = 4  # K phases of the trajectory; K, 2K, ... sampling steps land on the phase edges
 
 
 @dataclass
@@ -357,7 +377,7 @@ class RunConfig:
     adapter: Any = MISSING
     loss: Any = MISSING
     guidance: GuidanceConfig = field(default_factory=GuidanceConfig)
-    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    objective: Any = MISSING  # ObjectiveConfig | TCDObjectiveConfig | PCMObjectiveConfig (conf/objective/)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)

@@ -12,6 +12,7 @@ GROUP_SCHEMAS = {
     "adapter": {"full": schema.FullAdapterConfig, "lora": schema.LoraAdapterConfig},
     "launcher": {"inline": schema.InlineLauncherConfig, "accelerate": schema.AccelerateLauncherConfig},
     "loss": {"l2": schema.L2LossConfig, "huber": schema.HuberLossConfig, "pseudo_huber": schema.PseudoHuberLossConfig},
+    "objective": {"lcd": schema.ObjectiveConfig, "tcd": schema.TCDObjectiveConfig, "pcm": schema.PCMObjectiveConfig},
 }
 
 

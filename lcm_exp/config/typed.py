@@ -12,7 +12,7 @@ from lcm_exp.config.errors import ConfigError
 from lcm_exp.config.schema import RunConfig
 from lcm_exp.config.store import GROUP_SCHEMAS
 
-VARIANT_KEYS = {"model": "family", "adapter": "name", "loss": "name", "launcher": "name"}
+VARIANT_KEYS = {"model": "family", "adapter": "name", "loss": "name", "launcher": "name", "objective": "name"}
 
 
 def typed_config(container: dict) -> DictConfig:

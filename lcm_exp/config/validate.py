@@ -31,8 +31,6 @@ Rule = tuple[str, Callable[[Any], bool], str]  # (key, predicate, what the value
 _RULES: list[Rule] = [
     ("seed", lambda v: 0 <= v < 2**32, "in [0, 2**32) (numpy and torch seeds)"),
     ("objective.num_ddim_timesteps", lambda v: v >= 1, ">= 1"),
-    ("objective.timestep_scaling_factor", lambda v: v > 0, "> 0"),
-    ("objective.sigma_data", lambda v: v > 0, "> 0"),
     ("model.resolution", lambda v: v >= 8 and v % 8 == 0, "a positive multiple of 8"),
     ("trainer.max_train_steps", lambda v: v >= 1, ">= 1"),
     ("trainer.batch_size", lambda v: v >= 1, ">= 1"),
@@ -101,6 +99,11 @@ _MISSING_HINTS = {
     "quoted for Hydra), a pipe: command, or a list of them",
     "model.teacher": "give a hub id or a local diffusers folder",
 }
+_OBJECTIVE_RULES: dict[str, list[Rule]] = {
+    "lcd": [("timestep_scaling_factor", lambda v: v > 0, "> 0"), ("sigma_data", lambda v: v > 0, "> 0")],
+    "tcd": [("gamma", lambda v: 0 <= v <= 1, "in [0, 1] (TCDScheduler's eta)")],
+    "pcm": [("phases", lambda v: v >= 1, ">= 1")],
+}
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -122,6 +125,8 @@ def validate_config(cfg: DictConfig) -> None:
             problems.append(f"adapter.guidance_conditioned=true: a LoRA on the {cfg.model.family} family's "
                             f"{facts.denoiser} has no w embedding; train a fixed-w LoRA (guidance.w_min = "
                             "guidance.w_max) or adapter=full, whose student embeds w")
+
+    _check_objective(cfg, missing, problems)
     if cfg.launcher.name == "accelerate":
         _check_rules(cfg, "launcher.", _ACCELERATE_RULES, missing, problems)
     if cfg.loss.name in LOSSES:
@@ -133,6 +138,19 @@ def validate_config(cfg: DictConfig) -> None:
     _check_evaluation(cfg, problems)
     if problems:
         raise ConfigError(problems)
+
+
+def _check_objective(cfg: DictConfig, missing: list[str], problems: list[str]) -> None:
+    """Per-objective rules; PCM's phases must divide N: only then do the exported sampler's K, 2K, ... step
+    timesteps land on the phase edges the student was trained to hit."""
+    objective = cfg.objective
+    if objective.name not in _OBJECTIVE_RULES:
+        return  # reported by the choices
+    _check_rules(cfg, "objective.", _OBJECTIVE_RULES[objective.name], missing, problems)
+    n, k = objective.num_ddim_timesteps, objective.get("phases")
+    if objective.name == "pcm" and isinstance(k, int) and k >= 1 and n % k:
+        problems.append(f"objective.phases={k} must divide objective.num_ddim_timesteps={n}: the exported TCDScheduler "
+                        f"lands on the phase edges only then (e.g. num_ddim_timesteps={k * max(1, n // k)})")
 
 
 def guidance_problems(w_min: float, w_max: float, prefix: str = "guidance.") -> list[str]:
@@ -283,8 +301,13 @@ def _check_evaluation(cfg: DictConfig, problems: list[str]) -> None:
     if settings.at_end:  # its objective is a run metric: it must be computable (the teacher is checked later)
         problems.extend(settings.objective_problems())
     objective = cfg.sweep.objective
-    if objective.startswith(EVAL_METRIC_PREFIX) and not settings.at_end:
+    if objective.startswith(f"{EVAL_METRIC_PREFIX}_objective_best"):  # the learning curve's best point
+        if not settings.every_n_steps:
+            problems.append(f"sweep.objective={objective!r} is the learning curve's: set evaluation.every_n_steps")
+    elif objective.startswith(EVAL_METRIC_PREFIX) and not settings.at_end:
         problems.append(f"sweep.objective={objective!r} is an evaluation metric: set evaluation.at_end=true")
+    if settings.every_n_steps:  # its objective is a run metric as well
+        problems.extend(p for p in settings.objective_problems() if p not in problems)
 
 
 def validate_against_teacher(cfg) -> dict[str, Any]:
@@ -301,12 +324,13 @@ def validate_against_teacher(cfg) -> dict[str, Any]:
     n, t = cfg.objective.num_ddim_timesteps, facts["num_train_timesteps"]
     if not 1 <= n <= t:
         problems.append(f"objective.num_ddim_timesteps={n}: must be in [1, {t}] (the teacher's training timesteps)")
+    problems.extend(objective_schedule_problems(cfg.objective.name, cfg.model.family))
     vae_factor, patch = facts["vae_scale_factor"], facts["patch_size"]
     if cfg.model.resolution % (vae_factor * patch):
         times_patch = f" x the denoiser's patch size {patch} = {vae_factor * patch}" if patch > 1 else ""
         problems.append(f"model.resolution={cfg.model.resolution}: must be divisible by the VAE factor {vae_factor}"
                         f"{times_patch}")
-    if cfg.evaluation.at_end:
+    if cfg.evaluation.at_end or cfg.evaluation.every_n_steps:
         from lcm_exp.toy.build import read_toy_world
 
         problems.extend(cfg.evaluation.objective_problems(read_toy_world(cfg.model.teacher) is not None))
@@ -407,3 +431,17 @@ def _checkpoint_mismatches(header: dict[str, Any], adapter) -> list[str]:
             problems.append(f"it {'has' if has_ema else 'has no'} EMA adapter, this run has adapter.target="
                             f"{adapter.target}")  # fmt: skip
     return problems
+
+
+def objective_schedule_problems(objective: str, family: str) -> list[str]:
+    """An objective must have a sampler for the family's kind of schedule (e.g. a flow-matching teacher), else its
+    student could not be exported; checked with the teacher, before weights load."""
+    from lcm_exp.models.registry import FAMILY_FACTS
+    from lcm_exp.train.components import OBJECTIVES  # the registry (imports torch, fine at this stage)
+
+    kind = FAMILY_FACTS[family].schedule_kind
+    supported = OBJECTIVES[objective].samplers
+    if kind in supported:
+        return []
+    return [f"objective={objective} with model.family={family}: the objective has no sampler for a {kind!r} "
+            f"teacher (it samples: {', '.join(supported)})"]

@@ -18,17 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import DDIMScheduler, LCMScheduler
 
 from lcm_exp.evaluate import samplers
 from lcm_exp.evaluate.metrics import latent_rmse, psnr_db
+from lcm_exp.evaluate.runner import Runner, conditioning  # noqa: F401  (conditioning: part of this API)
 from lcm_exp.evaluate.settings import LOWER_IS_BETTER, METHODS, REFERENCE, EvalSettings
 
 log = logging.getLogger(__name__)
 
 EVAL_VERSION = 1  # part of the teacher-cache key: bump when sampling code changes
-TEACHER_METHODS = ("ddim_trailing", "ddim_leading", "teacher_nocfg")
-REFERENCE_LABEL = "teacher DDIM-{n} trailing + CFG (reference)"
 
 
 @dataclass
@@ -101,14 +99,6 @@ def build_sample_set(family, settings: EvalSettings, toy_world: dict | None) -> 
     return SampleSet(captions, noise, seeds, attributes, real, more_real)
 
 
-def conditioning(family, captions: list[str]):
-    """Cond and uncond for prompts at the model resolution (SDXL: original = target size, no crop)."""
-    n, res = len(captions), family.cfg.resolution
-    batch = {"captions": captions, "original_size": torch.full((n, 2), res), "crop_top_left": torch.zeros(n, 2)}
-    cond = family.encode_text(batch)
-    return cond, family.unconditional(cond)
-
-
 @torch.no_grad()
 def decode01(vae, latents: torch.Tensor, batch: int = 64) -> torch.Tensor:
     """Decoded images in [0, 1], float32 on CPU."""
@@ -119,63 +109,7 @@ def decode01(vae, latents: torch.Tensor, batch: int = 64) -> torch.Tensor:
     return torch.cat(out)
 
 
-def _teacher_scheduler_config(family) -> dict:
-    """The teacher's own scheduler_config.json (SD: PNDM with steps_offset 1, set_alpha_to_one false), so the
-    DDIM baselines are what ``DDIMScheduler.from_config(pipe.scheduler.config)`` gives a diffusers user. The
-    caller forces clip_sample=False: SD's files say so, and DDIM's default (true) would clip latents to [-1, 1]."""
-    from lcm_exp.models.teacher_files import read_json
-
-    return read_json(family.teacher, "scheduler_config.json", family.revision, subfolder="scheduler")
-
-
-def _nfe(method: str, steps: int, w: float) -> int:
-    """UNet evaluations per sample: guided teacher steps cost two (cond + uncond); the student embeds w."""
-    if method in ("ddim_trailing", "ddim_leading", REFERENCE) and w > 0:
-        return 2 * steps
-    return steps
-
-
-class _Runner:
-    """Runs the samplers over the sample set in batches."""
-
-    def __init__(self, family, samples: SampleSet, settings: EvalSettings, lcm: LCMScheduler):
-        self.family, self.samples, self.settings, self.lcm = family, samples, settings, lcm
-        self.device = family.device
-        self.cond, self.uncond = conditioning(family, samples.captions)
-        self.ddim = {
-            spacing: DDIMScheduler.from_config(_teacher_scheduler_config(family), timestep_spacing=spacing,
-                                               clip_sample=False)
-            for spacing in ("trailing", "leading")
-        }
-
-    def _batched(self, fn) -> torch.Tensor:
-        out, bs = [], self.settings.batch_size
-        for i in range(0, self.samples.noise.shape[0], bs):
-            sl = slice(i, i + bs)
-            x = self.samples.noise[sl].to(self.device)
-            out.append(fn(x, sl).float().cpu())
-        return torch.cat(out)
-
-    def teacher(self, method: str, steps: int) -> torch.Tensor:
-        net, w = samplers.Denoiser(self.family, self.family.denoiser), self.settings.w
-        scheduler = self.ddim["leading" if method == "ddim_leading" else "trailing"]
-        guidance = 0.0 if method == "teacher_nocfg" else w
-        return self._batched(lambda x, sl: samplers.ddim_sample(net, scheduler, x, steps, self.cond[sl],
-                                                                 self.uncond[sl], guidance))  # fmt: skip
-
-    def student(self, network, deterministic: bool, steps: int) -> torch.Tensor:
-        net, w = samplers.Denoiser(self.family, network), self.settings.w
-
-        def run(x, sl):
-            if deterministic:
-                return samplers.lcm_deterministic_sample(net, self.lcm, x, steps, self.cond[sl], w)
-            gens = [torch.Generator().manual_seed(s) for s in self.samples.seeds[sl]]
-            return samplers.lcm_sample(net, self.lcm, x, steps, self.cond[sl], w, gens)
-
-        return self._batched(run)
-
-
-def _cache_key(family, settings: EvalSettings, judged_by: dict) -> str:
+def _cache_key(family, runner: Runner, settings: EvalSettings, judged_by: dict) -> str:
     teacher = Path(family.teacher).expanduser()
     weights = teacher / family.denoiser_component / "diffusion_pytorch_model.safetensors"
     stamp = [weights.stat().st_size, weights.stat().st_mtime_ns] if weights.is_file() else None
@@ -191,20 +125,20 @@ def _cache_key(family, settings: EvalSettings, judged_by: dict) -> str:
         "dtype": str(family.denoiser.dtype),
         "settings": {k: v for k, v in asdict(settings).items() if k in
                      ("steps", "w", "reference_steps", "num_samples", "seed", "prompts", "batch_size")},
-        "teacher_methods": [m for m in TEACHER_METHODS if m in settings.methods],
+        "teacher_methods": runner.teacher_methods(),
         "judges": {**judged_by, "clip": settings.clip_model, "fid": settings.fid_model, "grid": settings.grid_samples},
     }  # fmt: skip
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _teacher_part(runner: _Runner, settings: EvalSettings, path: Path | None, make_scorer) -> tuple[dict, dict, dict]:
+def _teacher_part(runner: Runner, settings: EvalSettings, path: Path | None, make_scorer) -> tuple[dict, dict, dict]:
     """(latents, rows, grid images) of the reference and the teacher baselines, from ``path`` when cached."""
     if path is not None and path.is_file():
         log.info("evaluation: teacher rows from cache %s", path)
         cached = torch.load(path, weights_only=True)  # tensors, dicts, lists, tuples, strings: nothing to unpickle
         return cached["latents"], cached["rows"], cached["grid"]
-    latents: dict = {(REFERENCE, settings.reference_steps): runner.teacher("ddim_trailing", settings.reference_steps)}
-    for method in [m for m in TEACHER_METHODS if m in settings.methods]:
+    latents: dict = {(REFERENCE, settings.reference_steps): runner.teacher(REFERENCE, settings.reference_steps)}
+    for method in runner.teacher_methods():
         for steps in settings.steps:
             latents[(method, steps)] = runner.teacher(method, steps)
     scorer = make_scorer(latents[(REFERENCE, settings.reference_steps)])
@@ -222,10 +156,12 @@ def _teacher_part(runner: _Runner, settings: EvalSettings, path: Path | None, ma
 def evaluate_student(
     family,
     student: torch.nn.Module,
-    lcm_scheduler: LCMScheduler,
+    scheduler,
     settings: EvalSettings | None = None,
     *,
-    undistilled: torch.nn.Module | None = None,
+    sampling_kwargs: dict[str, Any] | None = None,
+    teacher: samplers.Denoiser | None = None,
+    undistilled: torch.nn.Module | samplers.Denoiser | None = None,
     toy_world: dict | None = None,
     classifier=None,
     cache_dir: str | Path | None = None,
@@ -235,41 +171,50 @@ def evaluate_student(
     """Evaluate ``student`` (a UNet; with ``time_cond_proj_dim`` it embeds w, else it runs without guidance)
     against the teacher of ``family``; writes the report files into ``out_dir`` when given.
 
-    ``lcm_scheduler``: the student's inference scheduler (its ``original_inference_steps`` is the training grid N).
-    ``undistilled``: the student before distillation (teacher weights + fresh cond_proj); its rows are skipped when
-    None. ``toy_world`` + ``classifier``: the toy judge (attribute accuracy, FD); else those metrics are skipped.
+    ``scheduler``: the student's exported inference scheduler (LCMScheduler, TCDScheduler, ...) and
+    ``sampling_kwargs`` what every call passes to its ``step`` (the objective's: TCD's eta). ``teacher``: the
+    teacher as the samplers run it (default: the family's network; a LoRA student's teacher is that network with
+    its adapters disabled). ``undistilled``: the student before distillation (teacher weights + fresh cond_proj);
+    its rows are skipped when None. ``toy_world`` + ``classifier``: the toy judge (attribute accuracy, FD).
     """
     settings = settings or EvalSettings()
     t0 = time.perf_counter()
     notes: list[str] = []
     samples = build_sample_set(family, settings, toy_world)
-    runner = _Runner(family, samples, settings, lcm_scheduler)
+    sampling = samplers.StudentSampling(scheduler, dict(sampling_kwargs or {}))
+    runner = Runner(family, samples, settings, sampling, teacher or samplers.Denoiser(family, family.denoiser))
     scorers: list[_Scorer] = []
 
     def make_scorer(ref_latents: torch.Tensor) -> _Scorer:
         if not scorers:
-            scorers.append(_Scorer(family, settings, samples, ref_latents, toy_world, classifier, notes))
+            scorers.append(_Scorer(family, settings, samples, ref_latents, toy_world, classifier, notes, runner))
         return scorers[0]
 
     judged_by = {"toy": toy_world is not None and classifier is not None}
     path = None
     if cache_dir is not None and settings.cache_teacher:
-        path = Path(cache_dir) / f"teacher-{_cache_key(family, settings, judged_by)}.pt"
+        path = Path(cache_dir) / f"teacher-{_cache_key(family, runner, settings, judged_by)}.pt"
     latents, rows, grid = _teacher_part(runner, settings, path, make_scorer)
     scorer = make_scorer(latents[(REFERENCE, settings.reference_steps)])
     timings = {"teacher_s": round(time.perf_counter() - t0, 1)}
 
     t1 = time.perf_counter()
-    student_models = {"student": (student, False), "student_det": (student, True)}
-    if undistilled is not None:
-        student_models["undistilled"] = (undistilled, False)
-    elif "undistilled" in settings.methods:
+    nets = {"student": student, "student_det": student, "undistilled": undistilled}
+    if undistilled is None and "undistilled" in settings.methods:
         notes.append("undistilled student not given: its rows are skipped")
-    for method, (unet, deterministic) in student_models.items():
-        if method in settings.methods:
-            for steps in settings.steps:
-                latents[(method, steps)] = runner.student(unet, deterministic, steps)
-                rows[(method, steps)], grid[(method, steps)] = scorer(method, steps, latents[(method, steps)])
+    for method, net in nets.items():
+        variant = sampling.sampler(deterministic=method == "student_det")
+        if method not in settings.methods or net is None:
+            continue
+        if variant is None:
+            notes.append(f"{method}: {sampling.name} has no deterministic variant; its rows are skipped")
+            continue
+        label, sampler = variant
+        label = f"{'undistilled student' if method == 'undistilled' else 'student'}, {label}"
+        denoiser = net if isinstance(net, samplers.Denoiser) else samplers.Denoiser(family, net)
+        for steps in settings.steps:
+            latents[(method, steps)] = runner.student(denoiser, sampler, steps)
+            rows[(method, steps)], grid[(method, steps)] = scorer(method, steps, latents[(method, steps)], label)
     timings["student_s"] = round(time.perf_counter() - t1, 1)
     timings["total_s"] = round(time.perf_counter() - t0, 1)
     order = [(REFERENCE, settings.reference_steps)]
@@ -286,10 +231,10 @@ def evaluate_student(
 class _Scorer:
     """Scores one (method, steps) result: fidelity against the reference, then every configured judge."""
 
-    def __init__(self, family, settings, samples, ref_latents, toy_world, classifier, notes: list[str]):
+    def __init__(self, family, settings, samples, ref_latents, toy_world, classifier, notes: list[str], runner: Runner):
         from lcm_exp.evaluate.judges import ClipScoreJudge, FidJudge, ToyJudge
 
-        self.family, self.settings, self.ref_latents = family, settings, ref_latents
+        self.family, self.settings, self.ref_latents, self.runner = family, settings, ref_latents, runner
         self.ref_images = decode01(family.vae, ref_latents)
         self.judges = []
         if toy_world is not None and classifier is not None and samples.attributes is not None:
@@ -310,14 +255,14 @@ class _Scorer:
         else:
             notes.append("FID skipped: no evaluation fid_model (a local TorchScript feature extractor) was given")
 
-    def __call__(self, method: str, steps: int, z: torch.Tensor) -> tuple[dict[str, Any], torch.Tensor]:
+    def __call__(self, method: str, steps: int, z: torch.Tensor, label: str | None = None) -> tuple[dict, torch.Tensor]:
         is_ref = method == REFERENCE
         images = self.ref_images if is_ref else decode01(self.family.vae, z)
         row: dict[str, Any] = {
             "method": method,
-            "label": REFERENCE_LABEL.format(n=steps) if is_ref else METHODS[method],
+            "label": self.runner.reference_label(steps) if is_ref else label or METHODS[method],
             "steps": steps,
-            "nfe": _nfe(method, steps, self.settings.w),
+            "nfe": self.runner.nfe(method, steps),
             "latent_rmse": None if is_ref else float(latent_rmse(z, self.ref_latents).mean()),
             "psnr_db": None if is_ref else float(psnr_db(images, self.ref_images).mean()),
         }

@@ -97,12 +97,19 @@ def evaluate_run(
     student = load_student(family, cfg.adapter.name, model_dir)
     world, classifier = toy_judge(family.teacher)
     return evaluate_student(
-        family, student, load_exported_scheduler(model_dir), settings,
+        family, student, load_exported_scheduler(model_dir), settings, sampling_kwargs=sampling_kwargs(cfg),
         undistilled=make_undistilled(family, cfg.adapter, settings.seed),
         toy_world=world, classifier=classifier, cache_dir=Path(cfg.paths.cache_dir) / "eval-cache",
         out_dir=Path(out_dir) if out_dir is not None else run_dir / EVAL_DIR,
         title=f"{cfg.name} seed {cfg.seed}: {run_dir.name}",
     )  # fmt: skip
+
+
+def sampling_kwargs(cfg) -> dict[str, Any]:
+    """What every sampling call of this run's student passes to its scheduler (the objective's: TCD's eta)."""
+    from lcm_exp.train.components import objective_from_config
+
+    return objective_from_config(cfg.objective).sampling_kwargs()
 
 
 def run_metrics(result: EvalResult) -> dict[str, float]:
@@ -123,29 +130,35 @@ def evaluate_at_end(run_cfg, run_dir: Path) -> dict[str, Any]:
     return {**run_metrics(result), "eval_table": result.files["table"]}
 
 
-def evaluate_from_loop(cfg, family, adapter, run_dir: Path, settings: EvalSettings | None = None) -> EvalResult:
-    """Evaluate the loop's current student (the adapter's inference UNet) with the run's own objects.
+def evaluate_from_loop(cfg, family, adapter, run_dir: Path | None, settings: EvalSettings | None = None,
+                       undistilled=None) -> EvalResult:  # fmt: skip
+    """Evaluate the loop's current student (the adapter's inference network) with the run's own objects; its report
+    goes to ``<run dir>/eval/`` (no files when ``run_dir`` is None).
 
-    ``cfg``: the RunConfig; its ``evaluation`` field, when present, gives the settings. Full students only: a LoRA
-    student shares the teacher's UNet, so evaluate its export with ``evaluate_run`` instead.
+    ``cfg``: the RunConfig; its ``evaluation`` field, when present, gives the settings. Full and LoRA students: the
+    teacher rows run the adapter's teacher (a LoRA's shared network with its adapters disabled), and so does a LoRA's
+    undistilled student. ``undistilled``: a ready one (the learning curve builds it once); else it is made here.
     """
+    from lcm_exp.evaluate.samplers import Denoiser
     from lcm_exp.train.components import inference_scheduler
 
-    if cfg.adapter.name != "full":
-        raise NotImplementedError("in-loop evaluation supports the full adapter; use evaluate_run on a LoRA run dir")
     if settings is None:
         node = getattr(cfg, "evaluation", None)
         settings = settings_from(dataclasses.asdict(node) if dataclasses.is_dataclass(node) else node)
     world, classifier = toy_judge(family.teacher)
+    teacher_call = adapter.distill_models().teacher
+    teacher = Denoiser(family, family.denoiser, call=lambda x, t, c, w_emb=None: teacher_call(x, t, c))
+    if undistilled is None:
+        undistilled = make_undistilled(family, cfg.adapter, settings.seed) if cfg.adapter.name == "full" else teacher
     with adapter.inference_denoiser() as net:
         was_training = net.training
         net.eval()
         try:
             return evaluate_student(
-                family, net, inference_scheduler(cfg, family), settings,
-                undistilled=make_undistilled(family, cfg.adapter, settings.seed),
-                toy_world=world, classifier=classifier, cache_dir=Path(cfg.paths.cache_dir) / "eval-cache",
-                out_dir=Path(run_dir) / EVAL_DIR, title=f"{cfg.name} seed {cfg.seed}",
+                family, net, inference_scheduler(cfg, family), settings, sampling_kwargs=sampling_kwargs(cfg),
+                teacher=teacher, undistilled=undistilled, toy_world=world, classifier=classifier,
+                cache_dir=Path(cfg.paths.cache_dir) / "eval-cache",
+                out_dir=None if run_dir is None else Path(run_dir) / EVAL_DIR, title=f"{cfg.name} seed {cfg.seed}",
             )  # fmt: skip
         finally:
             net.train(was_training)

@@ -1,37 +1,44 @@
 """The samplers being compared, each starting from the same initial noise and conditioning.
 
-The teacher's DDIM (eta = 0) and the student's LCMScheduler are diffusers' own schedulers, stepped with batched
-tensors, so the numbers describe what a diffusers user gets. The deterministic student variant is written here:
-LCMScheduler draws fresh noise between steps, this variant re-noises the consistency output with the model's own
-noise estimate instead (a DDIM-like step), which keeps the trajectory of the first step.
+The teacher's baselines and the student's exported scheduler (LCMScheduler, TCDScheduler with its gamma as eta,
+...) are diffusers' own schedulers, stepped with batched tensors exactly as their pipelines step them, so the
+numbers describe what a diffusers user gets. Each student scheduler may also have a deterministic variant: for
+LCMScheduler (fresh noise between steps) one written here that re-noises the consistency output with the model's
+own noise estimate (a DDIM-like step, keeping the trajectory of the first step); for TCDScheduler gamma = 0.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
-from diffusers import DDIMScheduler, LCMScheduler
+from diffusers import LCMScheduler
 
 from lcm_exp.conditioning import Conditioning
 from lcm_exp.objective import apply_cfg, guidance_embedding, predicted_x0_eps
 
 
 class Denoiser:
-    """A network as the samplers run it: its family's call convention, in the network's own dtype."""
+    """A network as the samplers run it: its family's call convention, in the network's own dtype. ``call`` replaces
+    the network's own call (the teacher of a LoRA student: the shared network with its adapters disabled)."""
 
-    def __init__(self, family, network: torch.nn.Module):
-        self.network, self.call, self.dtype = network, family.denoiser_fn(network), network.dtype
+    def __init__(self, family, network: torch.nn.Module, call: Callable | None = None):
+        self.network, self.dtype = network, network.dtype
+        self.call = call or family.denoiser_fn(network)
         self.embedding_dim = getattr(network.config, "time_cond_proj_dim", None)  # a student that embeds w
+        if call is not None:
+            self.embedding_dim = None  # a replaced call is a teacher: it takes no w embedding
 
 
-def _call(net: Denoiser, x: torch.Tensor, t: int, cond: Conditioning, w_emb: torch.Tensor | None) -> torch.Tensor:
-    ts = torch.full((x.shape[0],), int(t), device=x.device, dtype=torch.long)
+def _call(net: Denoiser, x: torch.Tensor, t, cond: Conditioning, w_emb: torch.Tensor | None) -> torch.Tensor:
+    ts = torch.as_tensor(t, device=x.device).reshape(()).expand(x.shape[0])  # the scheduler's own timestep dtype
     dtype = net.dtype
     return net.call(x.to(dtype), ts, cond.to(dtype=dtype), w_emb).float()
 
 
-def guided_output(net: Denoiser, x: torch.Tensor, t: int, cond: Conditioning, uncond: Conditioning, w: float):
+def guided_output(net: Denoiser, x: torch.Tensor, t, cond: Conditioning, uncond: Conditioning, w: float):
     """Teacher output with classifier-free guidance cond + w (cond - uncond), one 2B pass; w = 0: cond only."""
     if w == 0:
         return _call(net, x, t, cond, None)
@@ -40,14 +47,14 @@ def guided_output(net: Denoiser, x: torch.Tensor, t: int, cond: Conditioning, un
 
 
 @torch.no_grad()
-def ddim_sample(
-    net: Denoiser, scheduler: DDIMScheduler, x: torch.Tensor, steps: int, cond: Conditioning, uncond: Conditioning,
-    w: float,
+def teacher_sample(
+    net: Denoiser, scheduler, x: torch.Tensor, steps: int, cond: Conditioning, uncond: Conditioning, w: float,
+    **step_kwargs: Any,
 ) -> torch.Tensor:  # fmt: skip
-    """diffusers DDIM (eta 0) with the scheduler's own spacing; returns the final latents."""
+    """A teacher baseline: the scheduler with its own spacing (DDIM: eta 0 in ``step_kwargs``); the final latents."""
     scheduler.set_timesteps(steps, device=x.device)
     for t in scheduler.timesteps:
-        x = scheduler.step(guided_output(net, x, int(t), cond, uncond, w), t, x, eta=0.0).prev_sample
+        x = scheduler.step(guided_output(net, x, t, cond, uncond, w), t, x, **step_kwargs).prev_sample
     return x
 
 
@@ -60,18 +67,18 @@ def student_embedding(net: Denoiser, w: float, batch: int, device) -> torch.Tens
 
 
 @torch.no_grad()
-def lcm_sample(
-    net: Denoiser, scheduler: LCMScheduler, x: torch.Tensor, steps: int, cond: Conditioning, w: float,
-    noise_generators: Sequence[torch.Generator],
+def student_sample(
+    net: Denoiser, scheduler, x: torch.Tensor, steps: int, cond: Conditioning, w: float,
+    noise_generators: Sequence[torch.Generator], **step_kwargs: Any,
 ) -> torch.Tensor:  # fmt: skip
-    """diffusers LCMScheduler multistep sampling; fresh noise between steps from one generator per sample."""
+    """The student's exported scheduler, multistep as its pipeline runs it (its last step adds no noise); fresh noise
+    between steps, where the scheduler draws any, from one generator per sample."""
     scheduler.set_timesteps(steps, device=x.device)
     w_emb = student_embedding(net, w, x.shape[0], x.device)
-    denoised = x
     for t in scheduler.timesteps:
-        out = _call(net, x, int(t), cond, w_emb)
-        x, denoised = scheduler.step(out, t, x, generator=list(noise_generators), return_dict=False)
-    return denoised
+        out = _call(net, x, t, cond, w_emb)
+        x = scheduler.step(out, t, x, generator=list(noise_generators), return_dict=False, **step_kwargs)[0]
+    return x
 
 
 @torch.no_grad()
@@ -96,4 +103,36 @@ def lcm_deterministic_sample(
     raise ValueError("steps must be >= 1")
 
 
-Sampler = Callable[[torch.Tensor, int], torch.Tensor]  # (initial noise, steps) -> latents
+def _lcm_deterministic(net, scheduler, x, steps, cond, w, noise_generators, **step_kwargs):
+    return lcm_deterministic_sample(net, scheduler, x, steps, cond, w)
+
+
+def _without_noise(net, scheduler, x, steps, cond, w, noise_generators, **step_kwargs):
+    return student_sample(net, scheduler, x, steps, cond, w, noise_generators, **{**step_kwargs, "eta": 0.0})
+
+
+#: student scheduler class -> (label of its deterministic variant, the sampler)
+DETERMINISTIC: dict[str, tuple[str, Callable[..., torch.Tensor]]] = {
+    "LCMScheduler": ("deterministic (own noise estimate)", _lcm_deterministic),
+    "TCDScheduler": ("TCDScheduler, gamma 0 (deterministic)", _without_noise),
+}
+
+
+@dataclass
+class StudentSampling:
+    """How the student's rows are sampled: the scheduler its objective exported and the keyword arguments every
+    sampling call passes (TCD: ``eta`` = its gamma)."""
+
+    scheduler: Any
+    step_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        name = type(self.scheduler).__name__
+        return f"{name} (gamma {self.step_kwargs['eta']:g})" if "eta" in self.step_kwargs else name
+
+    def sampler(self, deterministic: bool) -> tuple[str, Callable[..., torch.Tensor]] | None:
+        """(label suffix, sampler) of the plain or deterministic variant; None when the scheduler has none."""
+        if not deterministic:
+            return self.name, student_sample
+        return DETERMINISTIC.get(type(self.scheduler).__name__)

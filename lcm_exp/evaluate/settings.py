@@ -10,13 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-#: method key -> label printed in tables and plots; "reference" is the teacher's many-step result
+from lcm_exp.evaluate.baselines import baseline_methods
+
+#: method key -> label printed in tables and plots (an LCD student's; a student's rows name the scheduler it
+#: exported, e.g. "student, TCDScheduler (gamma 0.3)"); "reference" is the teacher's many-step result
 METHODS: dict[str, str] = {
     "student": "student, LCMScheduler",
     "student_det": "student, deterministic (own noise estimate)",
-    "ddim_trailing": "teacher DDIM trailing + CFG (fair baseline)",
-    "ddim_leading": "teacher DDIM leading + CFG (SD default)",
-    "teacher_nocfg": "teacher DDIM trailing, no CFG",
+    **baseline_methods(),  # the teacher's few-step samplers, per schedule kind (baselines.py)
     "undistilled": "undistilled student, LCMScheduler",
 }
 REFERENCE = "reference"
@@ -47,6 +48,9 @@ class EvalSettings:
     objective: str = "latent_rmse:student:1,2"  # metric:method:steps -> mean, the number a sweep job returns
     at_end: bool = False  # evaluate the exported student when training ends (toy presets: on; a real teacher's
     # 50-step reference costs GPU minutes, so real runs opt in); its numbers become run metrics (eval:...)
+    every_n_steps: int = 0  # learning curve: evaluate the live student every n optimizer steps (0: off); rows in
+    # metrics.jsonl ("eval": true), eval_curve.png, run metrics eval_objective_best(_step) (evaluate/curve.py)
+    export_best: bool = False  # with every_n_steps: export each new best student into <run dir>/best/
 
     def __post_init__(self) -> None:
         problems = []
@@ -58,6 +62,8 @@ class EvalSettings:
             problems.append(f"reference_steps={self.reference_steps}: must be >= 1")
         if self.num_samples < 2:
             problems.append(f"num_samples={self.num_samples}: must be >= 2 (Frechet distance needs a covariance)")
+        if self.every_n_steps < 0:
+            problems.append(f"every_n_steps={self.every_n_steps}: must be >= 0 (0: no learning curve)")
         if self.batch_size < 1:
             problems.append(f"batch_size={self.batch_size}: must be >= 1")
         unknown = [m for m in self.methods if m not in METHODS]

@@ -5,13 +5,16 @@ from lcm_exp.objective.guidance import apply_cfg, guidance_embedding, sample_gui
 from lcm_exp.objective.lcd import LCD
 from lcm_exp.objective.losses import LossFn, build_loss, huber, l2, pseudo_huber
 from lcm_exp.objective.parameterization import PREDICTION_TYPES, predicted_x0_eps
+from lcm_exp.objective.pcm import PCM
 from lcm_exp.objective.scalings import boundary_scalings
 from lcm_exp.objective.schedule import DDPMSchedule, NoiseSchedule
 from lcm_exp.objective.solver import DDIMSolver, ddim_timesteps
 from lcm_exp.objective.step import DistillModels, ObjectiveSpec, StepOutput, distill_step
+from lcm_exp.objective.tcd import TCD
 
 __all__ = [
     "LCD",
+    "PCM",
     "PREDICTION_TYPES",
     "ConsistencyObjective",
     "DDIMSolver",
@@ -21,6 +24,7 @@ __all__ = [
     "NoiseSchedule",
     "ObjectiveSpec",
     "StepOutput",
+    "TCD",
     "apply_cfg",
     "boundary_scalings",
     "build_loss",

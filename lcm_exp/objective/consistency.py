@@ -38,6 +38,15 @@ class ConsistencyObjective(ABC):
         self.check_schedule(schedule_kind)
         return self.samplers[schedule_kind](self, teacher_scheduler_config, num_ddim_timesteps)
 
+    def sampling_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments every sampling call passes to the pipeline / ``scheduler.step`` (TCD: its ``eta``,
+        which StableDiffusionPipeline otherwise sets to 0)."""
+        return {}
+
+    def sampling_note(self, num_ddim_timesteps: int) -> str:
+        """One sentence for the model card on how to sample this student (which step counts suit it)."""
+        return ""
+
     def check_schedule(self, schedule_kind: str) -> None:
         """Raise ValueError when this objective has no sampler for ``schedule_kind`` (checked before training)."""
         if schedule_kind not in self.samplers:

@@ -10,9 +10,11 @@ from lcm_exp.config import choices
 
 from lcm_exp.objective import LCD, ConsistencyObjective, DDIMSolver, ObjectiveSpec, build_loss
 from lcm_exp.objective.losses import LossFn
+from lcm_exp.objective.pcm import PCM
+from lcm_exp.objective.tcd import TCD
 
 SOLVER_DTYPES = dict(zip(choices.SOLVER_DTYPES, (torch.float32, torch.float64), strict=True))
-OBJECTIVES: dict[str, type[ConsistencyObjective]] = {"lcd": LCD}
+OBJECTIVES: dict[str, type[ConsistencyObjective]] = {"lcd": LCD, "tcd": TCD, "pcm": PCM}
 
 
 def build_solver(schedule, num_ddim_timesteps: int, device, solver_dtype: str = "fp32") -> DDIMSolver:
@@ -22,10 +24,12 @@ def build_solver(schedule, num_ddim_timesteps: int, device, solver_dtype: str = 
 
 
 def objective_from_config(objective_cfg) -> ConsistencyObjective:
-    """The consistency objective named by ``objective.name`` with its parameters (the grid size is the solver's)."""
-    cls = OBJECTIVES[objective_cfg.name]
+    """The consistency objective named by ``objective.name`` with its parameters (the grid size is the solver's);
+    ``objective_cfg`` is the config node or a plain mapping (a run record's)."""
+    values = dataclasses.asdict(objective_cfg) if dataclasses.is_dataclass(objective_cfg) else dict(objective_cfg)
+    cls = OBJECTIVES[values["name"]]
     names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in dataclasses.asdict(objective_cfg).items() if k in names})
+    return cls(**{k: v for k, v in values.items() if k in names})
 
 
 def loss_from_config(loss_cfg) -> LossFn:

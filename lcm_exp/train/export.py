@@ -14,7 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
-from lcm_exp.train.components import inference_scheduler
+from lcm_exp.train.components import inference_scheduler, objective_from_config
 
 CARD = """---
 library_name: diffusers
@@ -23,7 +23,7 @@ tags: [latent-consistency-model, lcm, lcm_exp, {adapter}]
 ---
 # LCM {adapter} student of `{teacher}`
 
-Distilled with lcm_exp (Latent Consistency Distillation), {steps} optimizer steps.
+Distilled with lcm_exp (consistency distillation, objective `{objective_name}`), {steps} optimizer steps.
 
 | setting | value |
 |---|---|
@@ -44,7 +44,7 @@ Training used the LCM paper's w: guided = (1 + w) * cond - w * uncond. diffusers
 ## Recommended inference
 
 {steps_lo}-{steps_hi} steps ({recommended_steps} is a good default), `guidance_scale={guidance_scale}`, with the
-{scheduler} saved in `scheduler/`.{variant_note}
+{scheduler} saved in `scheduler/`.{sampling_note}{variant_note}
 
 ```python
 {snippet}
@@ -90,20 +90,26 @@ def parameters(node) -> str:
 def model_card(cfg, family, adapter, scheduler: str, model_ref: str, files: list[str]) -> str:
     teacher = str(cfg.model.teacher)
     fp16 = cfg.export.fp16_variant
-    snippet = adapter.usage_code(family.pipeline_class.__name__, teacher, model_ref, scheduler, fp16_variant=fp16)
-    call_kwargs = "".join(f"{k}={v!r}, " for k, v in family.pipeline_call_kwargs(cfg.model).items())
-    snippet = snippet.replace("num_inference_steps=", call_kwargs + "num_inference_steps=")  # SD3: the T5 length
+    objective = objective_from_config(cfg.objective)
+    call_kwargs = "".join(f", {k}={v!r}" for k, v in objective.sampling_kwargs().items())
+    snippet = adapter.usage_code(family.pipeline_class.__name__, teacher, model_ref, scheduler, fp16_variant=fp16,
+                                 call_kwargs=call_kwargs)  # fmt: skip
+    family_kwargs = "".join(f"{k}={v!r}, " for k, v in family.pipeline_call_kwargs(cfg.model).items())
+    snippet = snippet.replace("num_inference_steps=", family_kwargs + "num_inference_steps=")  # SD3: the T5 length
+    sampling_note = objective.sampling_note(cfg.objective.num_ddim_timesteps)
     # The Hub rejects a card whose base_model is not a hub id, so a local teacher folder is named in the text only.
     base_model = "" if Path(teacher).expanduser().exists() else f"base_model: {teacher}\n"
     return CARD.format(
         base_model=base_model, teacher=teacher, revision=cfg.model.revision, family=cfg.model.family,
         adapter=cfg.adapter.name, files=", ".join(f"`{f}`" for f in files),
         loss=parameters(cfg.loss), objective=parameters(cfg.objective), scheduler=scheduler,
+        objective_name=cfg.objective.name,
         w_min=cfg.guidance.w_min, w_max=cfg.guidance.w_max, g_min=cfg.guidance.w_min + 1, g_max=cfg.guidance.w_max + 1,
         num_ddim=cfg.objective.num_ddim_timesteps, resolution=cfg.model.resolution, steps=cfg.trainer.max_train_steps,
         guidance_note=adapter.guidance_note, steps_lo=adapter.steps_range[0], steps_hi=adapter.steps_range[1],
         recommended_steps=adapter.recommended_steps, guidance_scale=adapter.recommended_guidance_scale,
         variant_note=FP16_NOTE if fp16 else "", snippet=snippet,
+        sampling_note=f" {sampling_note}" if sampling_note else "",
     )  # fmt: skip
 
 

@@ -11,6 +11,7 @@ from lcm_exp.config.schema import (
     HuberLossConfig,
     InlineLauncherConfig,
     ModelConfig,
+    ObjectiveConfig,
     RunConfig,
 )
 from lcm_exp.evaluate.__main__ import main
@@ -30,6 +31,7 @@ def run_dir(tmp_path, toy_family, lcm):
         "model": ModelConfig(family="sd15", teacher=toy_family.teacher, resolution=32),
         "adapter": FullAdapterConfig(time_cond_proj_dim=32, cond_proj_init="random"),
         "loss": HuberLossConfig(), "launcher": InlineLauncherConfig(), "data": {"shards": "unused"},
+        "objective": ObjectiveConfig(num_ddim_timesteps=10),
         "paths": {"cache_dir": str(tmp_path / "cache"), "log_dir": str(tmp_path), "output_dir": str(run)},
     })  # fmt: skip
     (run / "config.yaml").write_text(yaml.safe_dump(OmegaConf.to_container(cfg)))

@@ -19,7 +19,7 @@ def test_ddim_trailing_matches_hand_written_ddim(toy_family):
     x, cond, uncond = _setup(toy_family)
     scheduler = DDIMScheduler.from_config(toy_family.scheduler_config, timestep_spacing="trailing",
                                           set_alpha_to_one=False, clip_sample=False)  # fmt: skip
-    got = samplers.ddim_sample(samplers.Denoiser(toy_family, unet), scheduler, x, 2, cond, uncond, w=3.0)
+    got = samplers.teacher_sample(samplers.Denoiser(toy_family, unet), scheduler, x, 2, cond, uncond, 3.0, eta=0.0)
     z = x
     for t, prev in [(999, 499), (499, None)]:  # trailing: round(arange(1000, 0, -500)) - 1
         with torch.no_grad():
@@ -59,7 +59,7 @@ def test_lcm_one_step_has_no_noise_and_equals_the_deterministic_variant(toy_fami
     student = samplers.Denoiser(toy_family, _consistency_student(toy_family))
     x, cond, _ = _setup(toy_family)
     gens = [torch.Generator().manual_seed(i) for i in range(3)]
-    one = samplers.lcm_sample(student, lcm, x, 1, cond, 3.0, gens)
+    one = samplers.student_sample(student, lcm, x, 1, cond, 3.0, gens)
     torch.testing.assert_close(one, samplers.lcm_deterministic_sample(student, lcm, x, 1, cond, 3.0))
 
 
@@ -67,11 +67,39 @@ def test_lcm_noise_is_per_sample(toy_family, lcm):
     """The re-noising of sample i depends only on its own generator, not on the batch it is in."""
     student = samplers.Denoiser(toy_family, _consistency_student(toy_family))
     x, cond, _ = _setup(toy_family)
-    full = samplers.lcm_sample(student, lcm, x, 2, cond, 3.0, [torch.Generator().manual_seed(i) for i in range(3)])
+    full = samplers.student_sample(student, lcm, x, 2, cond, 3.0, [torch.Generator().manual_seed(i) for i in range(3)])
     gens = [torch.Generator().manual_seed(i) for i in (1, 2)]
-    part = samplers.lcm_sample(student, lcm, x[1:], 2, cond[1:], 3.0, gens)
+    part = samplers.student_sample(student, lcm, x[1:], 2, cond[1:], 3.0, gens)
     torch.testing.assert_close(full[1:], part, rtol=1e-4, atol=1e-5)
 
 
 def test_teacher_without_cond_proj_gets_no_embedding(toy_family):
     assert samplers.student_embedding(samplers.Denoiser(toy_family, toy_family.denoiser), 3.0, 2, "cpu") is None
+
+
+def test_the_generic_student_sampler_is_the_old_lcm_loop_bitwise(toy_family, lcm):
+    """LCD's table must not move: with LCMScheduler the generic sampler returns exactly what the LCM-only loop did
+    (its last step's denoised sample), from the same per-sample generators."""
+    student = samplers.Denoiser(toy_family, _consistency_student(toy_family))
+    x, cond, _ = _setup(toy_family)
+    got = samplers.student_sample(student, lcm, x, 4, cond, 3.0, [torch.Generator().manual_seed(i) for i in range(3)])
+    lcm.set_timesteps(4)
+    w_emb = guidance_embedding(torch.full((3,), 3.0), 32)
+    gens = [torch.Generator().manual_seed(i) for i in range(3)]
+    z = x
+    for t in lcm.timesteps:  # the loop as it was before the evaluation became scheduler-generic
+        with torch.no_grad():
+            out = student.network(z, torch.full((3,), int(t)), timestep_cond=w_emb,
+                                  encoder_hidden_states=cond.prompt_embeds).sample.float()  # fmt: skip
+        z, denoised = lcm.step(out, t, z, generator=gens, return_dict=False)
+    assert torch.equal(got, denoised)
+
+
+def test_student_sampling_names_its_scheduler_and_deterministic_variant(lcm):
+    from diffusers import TCDScheduler
+
+    assert samplers.StudentSampling(lcm).name == "LCMScheduler"
+    assert samplers.StudentSampling(lcm).sampler(True)[0] == "deterministic (own noise estimate)"
+    tcd = samplers.StudentSampling(TCDScheduler(), {"eta": 0.3})
+    assert tcd.name == "TCDScheduler (gamma 0.3)" and tcd.sampler(True)[0] == "TCDScheduler, gamma 0 (deterministic)"
+    assert samplers.StudentSampling(object()).sampler(True) is None  # no deterministic variant known: rows skipped

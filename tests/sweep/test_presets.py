@@ -49,3 +49,18 @@ def test_dry_run_of_the_huber_preset_lists_l2_and_the_log_range():
     jobs = [ln.split("  #", 1)[1].split(":", 1)[0] for ln in out.stdout.splitlines() if "  #" in ln]
     c = ["0.0001", "0.0003", "0.001", "0.003", "0.01", "0.03", "0.1"]
     assert jobs == ["0 loss=l2", *[f"{i + 1} loss=huber,loss.huber_c={v}" for i, v in enumerate(c)]]
+
+
+def test_dry_run_of_the_objectives_preset_runs_each_objective_on_the_same_three_seeds():
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "launch.py", "-m", "sweep=objectives", "hydra.sweeper.dry_run=true"],
+                         cwd=CONF.parent, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    jobs = {ln.split("  #", 1)[1].split(" ", 1)[1].split(":", 1)[0] for ln in out.stdout.splitlines() if "  #" in ln}
+    variants = ["objective=lcd,objective.num_ddim_timesteps=10", "objective=tcd,objective.num_ddim_timesteps=10",
+                "objective=pcm,objective.phases=2,objective.num_ddim_timesteps=10",
+                "objective=pcm,objective.phases=4,objective.num_ddim_timesteps=8"]  # fmt: skip
+    assert jobs == {f"seed={seed},{v}" for seed in (0, 1, 2) for v in variants}
+    cfg = compose_config(["experiment=toy", "sweep=objectives"], return_hydra_config=True)
+    assert cfg.sweep.derive_seeds is False and cfg.sweep.objective == "eval_objective_best"
+    assert cfg.evaluation.every_n_steps > 0 and cfg.trainer.max_train_steps == 1000
