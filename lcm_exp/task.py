@@ -245,10 +245,11 @@ def run_training(run_cfg: RunConfig, run_dir: Path, record: RunRecord | None, hi
         if record:
             record.update(workers_command=shlex.join(command))
         return result
+    from lcm_exp.evaluate.curve import learning_curve_hook
     from lcm_exp.train.loop import train
 
     try:
-        return train(run_cfg, run_dir)
+        return train(run_cfg, run_dir, hooks=[learning_curve_hook])
     except Preempted as stop:
         log.warning("%s", stop)
         return {"status": "preempted", "steps": stop.step, "checkpoint": str(stop.checkpoint)}

@@ -13,12 +13,14 @@ LAYERS = {
     "lcm_exp.models": 1,
     "lcm_exp.adapters": 2, "lcm_exp.data": 2,
     "lcm_exp.train": 3, "lcm_exp.perf": 3,
+    # the evaluation's settings schema and its baseline table are config vocabulary (standard library only)
+    "lcm_exp.evaluate.settings": 0, "lcm_exp.evaluate.baselines": 0,
     "lcm_exp.evaluate": 4, "lcm_exp.bench": 4, "lcm_exp.sweep": 4, "lcm_exp.launchers": 4, "lcm_exp.toy": 4,
     "lcm_exp.config.validate": 4, "lcm_exp.config.resolvers": 4, "lcm_exp.config.compose": 4,
     "lcm_exp.task": 5, "lcm_exp.reproduce": 5, "lcm_exp.generate": 5, "lcm_exp.hub": 5,
     "lcm_exp.bench.__main__": 5, "lcm_exp.evaluate.__main__": 5, "lcm_exp.data.cache_latents": 5,
     "lcm_exp.launchers.worker": 5, "lcm_exp.sweep.summarize": 5, "lcm_exp.evaluate.claims": 5,
-    "lcm_exp.bench.gpu_check": 5,
+    "lcm_exp.bench.gpu_check": 5, "lcm_exp.evaluate.compare": 5,
 }  # fmt: skip
 
 

@@ -35,6 +35,13 @@ CURVE_PLOT = "eval_curve.png"
 CURVE_METHODS = ("student", "student_det")  # the rows that change while training
 
 
+def learning_curve_hook(run, run_dir: Path, metrics, step: int) -> LearningCurve | None:
+    """The loop's hook factory (lcm_exp.train.hooks) when ``evaluation.every_n_steps`` asks for a learning curve."""
+    if not getattr(run.cfg.evaluation, "every_n_steps", 0):
+        return None
+    return LearningCurve(run.cfg, run.family, run.adapter, run.accelerator, run_dir, metrics, step)
+
+
 class LearningCurve:
     """The in-loop hook: ``after_update(step)`` after each optimizer update, ``finish(step)`` at the end (returns the
     run metrics). ``metrics``: the session's MetricsFile (None off the main process)."""

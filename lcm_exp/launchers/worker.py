@@ -48,11 +48,12 @@ def main(run_dir: str) -> None:
             handler.setFormatter(RedactingFormatter(line))
         logging.basicConfig(level=logging.INFO, handlers=handlers)
         quiet_third_party()
+        from lcm_exp.evaluate.curve import learning_curve_hook
         from lcm_exp.train.loop import train
         from lcm_exp.train.preemption import Preempted
 
         try:
-            result = train(load_config(run_dir), run_dir)
+            result = train(load_config(run_dir), run_dir, hooks=[learning_curve_hook])
         except Preempted as stop:
             result = {"status": "preempted", "steps": stop.step, "checkpoint": str(stop.checkpoint)}
         except StopRequested as stop:

@@ -6,17 +6,20 @@ steps (data position, logging, checkpoints, validation, export) is the ``Session
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from lcm_exp.perf.switches import compile_networks
 from lcm_exp.train.build import build_accelerator, build_run
 from lcm_exp.train.checkpoint import find_resume_checkpoint
+from lcm_exp.train.hooks import HookFactory
 from lcm_exp.train.preemption import PreemptionFlag
 from lcm_exp.train.session import CHECKPOINTS, Session
 
 
-def train(cfg, run_dir: Path) -> dict:
-    """Run the distillation described by ``cfg`` (a RunConfig) in ``run_dir``; return the final metrics."""
+def train(cfg, run_dir: Path, hooks: Sequence[HookFactory] = ()) -> dict:
+    """Run the distillation described by ``cfg`` (a RunConfig) in ``run_dir``; return the final metrics. ``hooks``:
+    factories of what a higher layer wants called during training (the evaluation's learning curve)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     accelerator = build_accelerator(cfg, run_dir)
@@ -24,7 +27,7 @@ def train(cfg, run_dir: Path) -> dict:
     run = build_run(cfg, accelerator, resume=resume)
     if cfg.perf.compile:
         compile_networks(run.networks)
-    with Session(run, run_dir) as session, PreemptionFlag() as preemption:
+    with Session(run, run_dir, hooks) as session, PreemptionFlag() as preemption:
         while session.step < cfg.trainer.max_train_steps:
             batch = session.next_batch()
             if session.record(run.step(batch), batch):

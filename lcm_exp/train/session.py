@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -19,6 +20,7 @@ from tqdm.auto import tqdm
 from lcm_exp.runlog.metrics import MetricsFile
 from lcm_exp.runlog.trackers import close_trackers, init_trackers
 from lcm_exp.train.build import Run
+from lcm_exp.train.hooks import HookFactory
 from lcm_exp.train.checkpoint import save_checkpoint
 from lcm_exp.train.components import inference_scheduler
 from lcm_exp.train.export import export_model
@@ -34,7 +36,7 @@ CHECKPOINTS = "checkpoints"
 
 
 class Session:
-    def __init__(self, run: Run, run_dir: Path):
+    def __init__(self, run: Run, run_dir: Path, hooks: Sequence[HookFactory] = ()):
         self.run, self.cfg, self.run_dir = run, run.cfg, Path(run_dir)
         acc, tr = run.accelerator, run.cfg.trainer
         self.step = run.step.global_step
@@ -46,7 +48,7 @@ class Session:
         self.validator = Validator(self.cfg.validation, inference_scheduler(self.cfg, run.family), run.family,
                                    run.adapter, run_dir, acc)  # fmt: skip
         self.metrics = MetricsFile(run_dir, self.step) if acc.is_main_process else None
-        self.curve = _learning_curve(run, run_dir, self.metrics, self.step)
+        self.hooks = [h for h in (make(run, self.run_dir, self.metrics, self.step) for make in hooks) if h is not None]
         init_trackers(acc, self.cfg, {"global_batch_size": run.global_batch, "lr": run.lr})
         log.info(
             "batch: %d per process x %d processes x %d accumulation = %d global; lr %.3g%s",
@@ -112,8 +114,8 @@ class Session:
             self.checkpoint()
         if val.every_n_steps and self.step % val.every_n_steps == 0 and before_end:
             self.validator.run(self.step)
-        if self.curve:
-            self.curve.after_update(self.step)
+        for hook in self.hooks:
+            hook.after_update(self.step)
 
     def checkpoint(self) -> Path:
         run = self.run
@@ -130,8 +132,8 @@ class Session:
                   "nonfinite_skipped": run.step.guard.skipped, **self.skips.summary()}  # fmt: skip
         if run.accelerator.num_processes > 1:
             result["ranks_in_sync"] = _ranks_in_sync(run.adapter.trainable_parameters())
-        if self.curve:
-            result.update(self.curve.finish(self.step))
+        for hook in self.hooks:
+            result.update(hook.finish(self.step))
         if cfg.validation.at_end:
             result["validation_dir"] = str(self.validator.run(self.step))
         if cfg.export.enabled and run.accelerator.is_main_process:
@@ -140,16 +142,6 @@ class Session:
         run.accelerator.wait_for_everyone()
         self._failed = False
         return result
-
-
-def _learning_curve(run: Run, run_dir: Path, metrics, step: int):
-    """The evaluation's in-loop hook when ``evaluation.every_n_steps`` asks for a learning curve (imported only
-    then: the evaluation sits above the loop)."""
-    if not getattr(run.cfg.evaluation, "every_n_steps", 0):
-        return None
-    from lcm_exp.evaluate.curve import LearningCurve
-
-    return LearningCurve(run.cfg, run.family, run.adapter, run.accelerator, run_dir, metrics, step)
 
 
 def _ranks_in_sync(params) -> bool:
