@@ -33,13 +33,13 @@ LOWER_IS_BETTER = {
 class EvalSettings:
     """Settings of one evaluation; the defaults are the documented toy evaluation (docs/toy.md)."""
 
-    steps: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    steps: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # the step counts every few-step method runs at
     w: float = 3.0  # LCM-paper guidance scale of the reference and of every guided method (guidance_scale = w + 1)
     reference_steps: int = 50  # teacher DDIM, trailing spacing, CFG at w
     num_samples: int = 128  # prompt/seed pairs (the toy world draws a random caption per sample)
     seed: int = 0  # prompts, initial noise, LCM re-noising and the undistilled student's cond_proj all derive from it
-    batch_size: int = 128
-    methods: list[str] = field(default_factory=lambda: list(METHODS))
+    batch_size: int = 128  # samples per sampler call (memory, not results)
+    methods: list[str] = field(default_factory=lambda: list(METHODS))  # the table's rows (METHODS keys)
     prompts: Optional[list[str]] = None  # real teachers: cycled over the samples (None: the reference's prompts)
     clip_model: Optional[str] = None  # local folder of a transformers CLIPModel: adds CLIP score (never downloaded)
     fid_model: Optional[str] = None  # TorchScript feature extractor (images in [0, 1] -> (n, d)): adds FID
