@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from PIL import Image
 log = logging.getLogger(__name__)
 
 LORA_FILE = "pytorch_lora_weights.safetensors"
+COND_PROJ_FILE = "guidance_cond_proj.safetensors"  # a guidance-conditioned LoRA's w embedding (lcm_exp.adapters.lora)
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -47,6 +49,12 @@ class Student:
     vae: str | None = None  # the VAE override used in training
     resolution: int | None = None
     w_range: tuple[float, float] | None = None  # trained LCM-paper w range
+    vae_scale_factor: int | None = None  # image side / latent side, when known before the weights load
+    embeds_w: bool = False  # full, or a guidance-conditioned LoRA: w is an input, no CFG pass
+
+    @property
+    def recommended_guidance_scale(self) -> float:
+        return recommended_guidance("full" if self.embeds_w else self.adapter)
 
 
 def adapter_kind(model_dir: Path) -> str:
@@ -66,6 +74,7 @@ def locate_student(path: str | Path, teacher: str | None = None) -> Student:
     if not model_dir.is_dir():
         raise FileNotFoundError(f"{path}: no such run dir or model folder")
     student = Student(model_dir=model_dir, run_dir=None, adapter=adapter_kind(model_dir), teacher=teacher or "")
+    student.embeds_w = student.adapter == "full" or (model_dir / COND_PROJ_FILE).is_file()
     record_path = model_dir.parent / "run.json"
     if record_path.is_file():
         record = json.loads(record_path.read_text())
@@ -73,6 +82,7 @@ def locate_student(path: str | Path, teacher: str | None = None) -> Student:
         student.run_dir = model_dir.parent
         student.revision, student.teacher_variant = facts.get("revision"), facts.get("variant")
         student.vae = facts.get("vae")
+        student.vae_scale_factor = facts.get("vae_scale_factor")
         student.resolution = (config.get("model") or {}).get("resolution")
         guidance = config.get("guidance") or {}
         if "w_min" in guidance:
@@ -83,7 +93,18 @@ def locate_student(path: str | Path, teacher: str | None = None) -> Student:
         student.teacher = card_base_model(model_dir) or ""
     if not student.teacher:
         raise ValueError(f"{model_dir}: no run record or card base_model names the teacher; pass --teacher")
+    if student.vae_scale_factor is None:
+        student.vae_scale_factor = local_vae_factor(student.vae or student.teacher, sub=not student.vae)
     return student
+
+
+def local_vae_factor(source: str, sub: bool) -> int | None:
+    """The VAE's downsampling factor from its config.json, when the VAE (or the teacher) is a local folder."""
+    path = Path(source).expanduser() / ("vae" if sub else "") / "config.json"
+    try:
+        return 2 ** (len(json.loads(path.read_text())["block_out_channels"]) - 1)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def card_base_model(model_dir: Path) -> str | None:
@@ -108,18 +129,22 @@ def recommended_guidance(adapter: str) -> float:
 
 
 def resolve_guidance(student: Student, guidance_scale: float | None = None, w: float | None = None) -> float:
-    """diffusers guidance_scale from either convention (w + 1), else the adapter's recommended value."""
+    """diffusers guidance_scale from either convention (w + 1), else the student's recommended value; a chosen w
+    outside the trained range warns."""
     if guidance_scale is not None and w is not None:
         raise ValueError("give guidance_scale (diffusers, = w + 1) or w (LCM paper), not both")
-    scale = (
-        w + 1.0
-        if w is not None
-        else guidance_scale
-        if guidance_scale is not None
-        else recommended_guidance(student.adapter)
-    )
-    if student.adapter == "full" and student.w_range and not student.w_range[0] <= scale - 1 <= student.w_range[1]:
-        log.warning("w = guidance_scale - 1 = %g is outside the trained range [%g, %g]", scale - 1, *student.w_range)
+    chosen = w + 1.0 if w is not None else guidance_scale
+    scale = chosen if chosen is not None else student.recommended_guidance_scale
+    if chosen is None or not student.w_range:
+        return scale
+    lo, hi = student.w_range
+    if student.embeds_w and not lo <= scale - 1 <= hi:
+        log.warning("w = guidance_scale - 1 = %g is outside the trained range [%g, %g] (guidance.w_min..w_max of "
+                    "the run): expect washed-out or broken images", scale - 1, lo, hi)  # fmt: skip
+    elif not student.embeds_w and scale != 1.0:
+        log.warning("this LoRA student has no w input (it learned the guided map for w in [%g, %g]): "
+                    "guidance_scale %g adds classifier-free guidance on top of it; 1.0 is its recommended value",
+                    lo, hi, scale)  # fmt: skip
     return scale
 
 
@@ -211,19 +236,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def fail(message: str) -> None:
+    """A user error: one line, exit code 2 (no traceback, no usage text)."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def check_device(name: str) -> None:
+    import torch
+
+    try:
+        torch.empty(0, device=name)
+    except (RuntimeError, AssertionError, ValueError) as err:
+        fail(f"--device {name}: not usable on this machine ({' '.join(str(err).split())})")
+
+
+def check_size(flag: str, value: int | None, factor: int | None) -> None:
+    if value is None:
+        return
+    if value <= 0:
+        fail(f"{flag} {value}: must be a positive number of pixels")
+    if factor and value % factor:
+        nearest = max(factor, value - value % factor)
+        fail(f"{flag} {value}: must be a multiple of the VAE factor {factor} (e.g. {nearest})")
+
+
 def main(argv: Sequence[str] | None = None) -> list[Path]:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.steps < 1:
-        parser.error("--steps must be >= 1")
+        fail(f"--steps {args.steps}: must be >= 1")
     try:
         student = locate_student(args.path, args.teacher)
     except (FileNotFoundError, ValueError) as err:
-        parser.error(str(err))
+        fail(str(err))
+    check_device(args.device)
+    for flag, value in (("--height", args.height), ("--width", args.width)):
+        check_size(flag, value, student.vae_scale_factor)
     guidance_scale = resolve_guidance(student, args.guidance_scale, args.w)
     dtype_name = args.dtype or ("fp16" if str(args.device).startswith("cuda") else "fp32")
     pipe = load_pipeline(student, device=args.device, dtype=DTYPES[dtype_name], attention=args.attention,
                          vae_slicing=args.vae_slicing, vae_tiling=args.vae_tiling)  # fmt: skip
+    for flag, value in (("--height", args.height), ("--width", args.width)):
+        check_size(flag, value, pipe.vae_scale_factor)  # a hub teacher's factor is known only now
     height, width = args.height or student.resolution, args.width or student.resolution
     images = generate_images(pipe, args.prompts, args.seeds, steps=args.steps, guidance_scale=guidance_scale,
                              height=height, width=width)  # fmt: skip
@@ -237,5 +292,8 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
 
 
 if __name__ == "__main__":
+    from lcm_exp.runlog.logs import quiet_third_party
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    quiet_third_party()
     main()

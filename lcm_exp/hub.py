@@ -14,6 +14,7 @@ import argparse
 import json
 import logging
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,6 +155,12 @@ def locate(path: str | Path) -> tuple[Path, dict]:
     return model_dir, export or {}
 
 
+def fail(message: str, code: int = 2) -> None:
+    """One line, no traceback: 2 for what the user can fix here (offline, no token, wrong folder), 1 for the Hub."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
 def main(argv: Sequence[str] | None = None, api: Any = None) -> HubUpload:
     parser = argparse.ArgumentParser(prog="python -m lcm_exp.hub", description=__doc__.split("\n\n")[0])
     parser.add_argument("path", type=Path, help="a run dir (its model/ is uploaded) or an exported model folder")
@@ -168,12 +175,22 @@ def main(argv: Sequence[str] | None = None, api: Any = None) -> HubUpload:
     model_dir, export = locate(args.path)
     repo_id = args.repo_id or export.get("hub_model_id")
     if not repo_id:
-        parser.error("no --repo-id given and the run record has no export.hub_model_id")
+        fail("no --repo-id given and the run record has no export.hub_model_id")
     private = args.private if args.private is not None else export.get("private", True)
+    if api is None:  # the real Hub: say what stops the upload before touching the network
+        from huggingface_hub import constants, get_token
+
+        if constants.HF_HUB_OFFLINE:
+            fail("HF_HUB_OFFLINE is set, so the Hub cannot be reached: unset it to upload")
+        if get_token() is None:
+            fail("no Hugging Face token: set HF_TOKEN or run `hf auth login` (a token is never read from the config)")
     try:
         upload = push_model_dir(model_dir, repo_id, private=private, api=api)
     except (FileNotFoundError, ValueError) as err:
-        parser.error(str(err))
+        fail(str(err))
+    except Exception as err:  # network, permissions, quota: the folder is intact, the same command retries
+        fail(f"upload to {repo_id} failed ({type(err).__name__}: {' '.join(str(err).split())}); the model folder is "
+             "unchanged: rerun this command to retry", code=1)  # fmt: skip
     print(upload.url)
     return upload
 

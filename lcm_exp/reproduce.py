@@ -43,7 +43,7 @@ def _redacted_keys(node, prefix: str = "") -> list[str]:
         return [k for key, v in node.items() for k in _redacted_keys(v, f"{prefix}{key}.")]
     if isinstance(node, list):
         return [k for i, v in enumerate(node) for k in _redacted_keys(v, f"{prefix}{i}.")]
-    return [prefix[:-1]] if node == REDACTED else []
+    return [prefix[:-1]] if isinstance(node, str) and REDACTED in node else []  # a whole value or a part of one
 
 
 def typed_config(recorded: dict, overrides: list[str]) -> DictConfig:
@@ -116,8 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     if out == run_dir:
         raise ReproduceError("--out is the recorded run dir itself: pick a new one")
     out.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s",
-                        handlers=[logging.StreamHandler(), logging.FileHandler(out / "reproduce.log")])  # fmt: skip
+    from lcm_exp.runlog.logs import RedactingFormatter, quiet_third_party
+
+    handlers = [logging.StreamHandler(), logging.FileHandler(out / "reproduce.log")]
+    for handler in handlers:
+        handler.setFormatter(RedactingFormatter())  # the rerun's log holds no secret either
+    logging.basicConfig(level=logging.INFO, handlers=handlers)
+    quiet_third_party()
     cfg.paths.output_dir = str(out)
     if cfg.trainer.resume_from_checkpoint not in (None, "latest"):
         log.warning(

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The prepared GPU check of issue 8 (docs/performance.md): one command, about 7 minutes on one H100/H200, no hub.
+# The prepared GPU check (docs/performance.md): one command, about 4 minutes of device time on one H100/H200, no hub.
 #   bash scripts/gpu_check.sh [results dir] [gpu_check options]   (dir default: $OUT when set, else outputs/gpu_check)
 #   e.g. a CPU rehearsal of the whole plan with the tiny teachers:  bash scripts/gpu_check.sh /tmp/gc --smoke
 # Needs torch with CUDA. Python packages missing on the machine are installed from the wheels in .whl/ (see
@@ -15,4 +15,4 @@ if ! python3 -c "import diffusers, hydra, omegaconf, webdataset, braceexpand" 2>
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     && export PYTHONPATH=/tmp/site || exit 1
 fi
-python3 -m lcm_exp.bench.gpu_check --out "$OUT_DIR" --budget-s "${BUDGET_S:-420}" "$@" 2>&1 | tee "$OUT_DIR/gpu_check.log"
+python3 -m lcm_exp.bench.gpu_check --out "$OUT_DIR" --budget-s "${BUDGET_S:-200}" "$@" 2>&1 | tee "$OUT_DIR/gpu_check.log"

@@ -1,7 +1,8 @@
 """Named benchmark variants as Hydra overrides on top of the run's own.
 
 A variant is ``base`` or ``base+modifier+...``:
-  bases      parity     conf/perf/reference_parity.yaml, VAE and text encoders on every step (data from images)
+  bases      default    the run exactly as ``launch.py`` composes it (perf defaults, data.cache as configured)
+             parity     conf/perf/reference_parity.yaml, VAE and text encoders on every step (data from images)
              optimised  conf/perf/default.yaml, data from the latent cache
   modifiers  <switch>      that switch at its optimised value (e.g. parity+ema_foreach)
              ref:<switch>  that switch at its reference value (e.g. optimised+ref:channels_last)
@@ -62,10 +63,10 @@ def _override(switch: str, value: object) -> str:
 def parse_variant(name: str) -> Variant:
     base, *mods = name.split("+")
     values = switch_values()
-    if base not in ("parity", "optimised"):
-        raise ValueError(f"variant {name!r}: base must be parity or optimised, got {base!r}")
+    if base not in ("default", "parity", "optimised"):
+        raise ValueError(f"variant {name!r}: base must be default, parity or optimised, got {base!r}")
     pick = 0 if base == "parity" else 1
-    overrides = [_override(k, v[pick]) for k, v in values.items()]
+    overrides = [] if base == "default" else [_override(k, v[pick]) for k, v in values.items()]
     for mod in mods:
         if "=" in mod:
             overrides.append(mod)

@@ -321,6 +321,7 @@ class PerfConfig:
     fused_optimizer: bool = True  # fused AdamW where torch has the kernel (CUDA, CPU); false: torch's default (reference)
     channels_last: bool = False  # UNets in channels_last memory format (opt-in: a GPU win, none measured on CPU)
     compile: bool = False  # torch.compile the UNets (minutes of warm-up; pays off on long GPU runs)
+    cudnn_benchmark: bool = True  # cuDNN picks the fastest kernel per conv shape (training shapes are fixed; CUDA)
 
 
 @dataclass

@@ -201,7 +201,7 @@ def _teacher_part(runner: _Runner, settings: EvalSettings, path: Path | None, ma
     """(latents, rows, grid images) of the reference and the teacher baselines, from ``path`` when cached."""
     if path is not None and path.is_file():
         log.info("evaluation: teacher rows from cache %s", path)
-        cached = torch.load(path)
+        cached = torch.load(path, weights_only=True)  # tensors, dicts, lists, tuples, strings: nothing to unpickle
         return cached["latents"], cached["rows"], cached["grid"]
     latents: dict = {(REFERENCE, settings.reference_steps): runner.teacher("ddim_trailing", settings.reference_steps)}
     for method in [m for m in TEACHER_METHODS if m in settings.methods]:

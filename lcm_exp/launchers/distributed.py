@@ -1,7 +1,8 @@
 """Running launch.py itself under `accelerate launch` / `torchrun`: one run dir, one record, a log per rank.
 
 Every rank runs Hydra. Before it composes, the ranks agree on rank 0's run id (so `${run_id:}` and the run dir
-are the same everywhere), ranks > 0 write no .hydra/ files and log to their own file, and `-m` is refused:
+are the same everywhere), ranks > 0 write no .hydra/ files and log to their own file (launch_rank<N>.log), rank 0
+claims the run dir for all (lcm_exp.task.claim_on_all_ranks), and `-m` is refused:
 a multirun inside a distributed launch would run the whole sweep on every rank (use launcher=accelerate).
 """
 
@@ -29,14 +30,14 @@ def prepare_distributed_launch(argv: list[str]) -> list[str]:
         sys.exit("error: -m/--multirun cannot run inside a distributed launch (every rank would run the whole "
                  "sweep); run `python launch.py -m ... launcher=accelerate launcher.num_processes=N` instead")
     if RUN_ID_ENV not in os.environ:
-        os.environ[RUN_ID_ENV] = _broadcast_from_rank0(new_run_id())
+        os.environ[RUN_ID_ENV] = broadcast_from_rank0(new_run_id())
     if rank == 0:
         return argv
-    return [*argv, "hydra.output_subdir=null", f"hydra.job.name=launch_rank{rank}"]
+    return [*argv, f"hydra.job.name=launch_rank{rank}"]
 
 
-def _broadcast_from_rank0(value: str) -> str:
-    """One value from rank 0 to all ranks through the process group the launcher's env describes."""
+def broadcast_from_rank0(value):
+    """One (picklable) value from rank 0 to all ranks through the process group the launcher's env describes."""
     import torch
     import torch.distributed as dist
 

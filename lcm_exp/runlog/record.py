@@ -2,13 +2,15 @@
 
 It holds what is needed to re-create the run (resolved config, overrides, exact command, git commit and diff,
 package versions, hardware, seed) and its outcome (status, times, final metrics or the traceback). Secrets are
-redacted before anything is written; Hydra's own ``.hydra/`` files are scrubbed the same way.
+redacted (by key and by value, lcm_exp.runlog.secrets) in everything written here: run.json at every write,
+config.yaml, git.diff and the ``.hydra/`` files, which the task writes in Hydra's place once it owns the dir.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import json
+import logging
 import os
 import platform
 import shlex
@@ -21,15 +23,18 @@ from typing import Any
 
 import yaml
 
-from lcm_exp.runlog.secrets import redact, redact_override
+from lcm_exp.runlog.secrets import REDACTED, hidden_leaves, redact, redact_override, redact_text
 
 RECORD = "run.json"
 RESOLVED_CONFIG = "config.yaml"
+HYDRA_DIR = ".hydra"
+HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
 PACKAGES = (
     "lcm_exp", "torch", "diffusers", "transformers", "accelerate", "peft", "webdataset", "hydra-core", "omegaconf",
     "safetensors", "bitsandbytes", "tokenizers", "numpy", "pillow",
 )  # fmt: skip
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+log = logging.getLogger(__name__)
 
 
 def _now() -> str:
@@ -80,22 +85,33 @@ class RunRecord:
         self.path = self.run_dir / RECORD
         self.data: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
 
-    def start(self, resolved_config: dict, overrides: list[str], seed: int, teacher: dict, argv: list[str]) -> None:
+    def start(self, resolved_config: dict, overrides: list[str], seed: int, teacher: dict, argv: list[str],
+              hydra_files: dict | None = None) -> dict[str, object]:
+        """Write the run's record, resolved config, git diff and ``.hydra/`` files; return the config values whose
+        secret no environment variable holds ({dotted key: value}): the files show *** there."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         git = git_state()
         if git.get("diff"):
-            (self.run_dir / "git.diff").write_text(git["diff"])
+            (self.run_dir / "git.diff").write_text(redact_text(git["diff"]))
         safe_config = redact(resolved_config)
+        hidden = hidden_leaves(resolved_config, safe_config)
         (self.run_dir / RESOLVED_CONFIG).write_text(yaml.safe_dump(safe_config, sort_keys=False))
+        command = shlex.join([sys.executable, *[redact_override(a) for a in argv]])
+        safe_overrides = [redact_override(o) for o in overrides]
+        if hidden or REDACTED in command or any(REDACTED in o for o in safe_overrides):
+            log.warning("a secret in %s is in no environment variable, so the record shows *** and its command "
+                        "cannot re-create the run without it; next time put it in one (export DATA_TOKEN=...) and "
+                        "write $DATA_TOKEN in a pipe: command or ${oc.env:DATA_TOKEN} elsewhere",
+                        ", ".join(hidden) or "the command line")  # fmt: skip
         attempts = self.data.get("attempts", 0) + 1
         self.data.update(
             status="running",
             attempts=attempts,
             start_time=_now(),
             end_time=None,
-            command=shlex.join([sys.executable, *[redact_override(a) for a in argv]]),
+            command=command,
             cwd=os.getcwd(),
-            overrides=[redact_override(o) for o in overrides],
+            overrides=safe_overrides,
             seed=seed,
             teacher=teacher,
             git={"commit": git.get("commit"), "dirty": git.get("dirty"), "untracked": git.get("untracked", []),
@@ -108,7 +124,9 @@ class RunRecord:
             error=None,
         )
         self._write()
-        scrub_hydra_files(self.run_dir)
+        if hydra_files:
+            write_hydra_files(self.run_dir, hydra_files)
+        return hidden
 
     def update(self, **fields: Any) -> None:
         self.data.update(fields)
@@ -125,27 +143,16 @@ class RunRecord:
 
     def _write(self) -> None:
         tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.data, indent=2, default=str))
+        tmp.write_text(json.dumps(redact(self.data), indent=2, default=str))  # error messages and tracebacks too
         os.replace(tmp, self.path)
 
 
-def scrub_hydra_files(run_dir: Path) -> None:
-    """Hydra saves overrides and the config as given; redact secret-looking values in those copies too."""
-    hydra_dir = run_dir / ".hydra"
-    for name in ("config.yaml", "overrides.yaml", "hydra.yaml"):
-        path = hydra_dir / name
-        if not path.is_file():
-            continue
-        data = yaml.safe_load(path.read_text())
-        if name == "overrides.yaml" and isinstance(data, list):
-            clean = [redact_override(str(o)) for o in data]
-        elif name == "hydra.yaml" and isinstance(data, dict):
-            clean = redact(data)
-            task = clean.get("hydra", {}).get("overrides", {})
-            for key in ("task", "hydra"):
-                if isinstance(task.get(key), list):
-                    task[key] = [redact_override(str(o)) for o in task[key]]
-        else:
-            clean = redact(data)
-        if clean != data:
-            path.write_text(yaml.safe_dump(clean, sort_keys=False))
+def write_hydra_files(run_dir: Path, files: dict[str, object]) -> None:
+    """Hydra's ``.hydra/{config,hydra,overrides}.yaml`` (same names and shape: the composed config and Hydra's
+    own, both unresolved, and the overrides), redacted; written by the task once it owns the dir
+    (conf/config.yaml sets hydra.output_subdir=null so that Hydra never writes them before a refusal)."""
+    hydra_dir = run_dir / HYDRA_DIR
+    hydra_dir.mkdir(exist_ok=True)
+    for name in HYDRA_FILES:
+        if name in files:
+            (hydra_dir / name).write_text(yaml.safe_dump(redact(files[name]), sort_keys=False))

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+
+from lcm_exp.runlog.secrets import redact
 
 
 def tracker_names(logger_cfg) -> list[str]:
@@ -10,7 +14,10 @@ def tracker_names(logger_cfg) -> list[str]:
 
 
 def init_trackers(accelerator, cfg, config: dict) -> None:
-    """One tracker run per job; in a named sweep W&B groups the jobs by sweep name, tagged with their overrides."""
+    """One tracker run per job; in a named sweep W&B groups the jobs by sweep name, tagged with their overrides.
+
+    Every tracker writes under ``<run dir>/logs/`` (W&B: ``logs/wandb/``); what it is given is redacted (the
+    command line W&B records was redacted by the task)."""
     from lcm_exp.sweep.trackers import wandb_init_kwargs
 
     logger_cfg = cfg.logger
@@ -18,9 +25,10 @@ def init_trackers(accelerator, cfg, config: dict) -> None:
         return
     init_kwargs = {}
     if logger_cfg.name == "wandb":
-        init_kwargs["wandb"] = {"name": cfg.name, "mode": logger_cfg.mode, "dir": str(accelerator.project_dir),
-                                **wandb_init_kwargs(cfg)}  # fmt: skip
-    config = {**config, "sweep_overrides": list(cfg.sweep.overrides)}
+        Path(accelerator.logging_dir).mkdir(parents=True, exist_ok=True)  # W&B falls back to /tmp without it
+        init_kwargs["wandb"] = redact({"name": cfg.name, "mode": logger_cfg.mode, "dir": str(accelerator.logging_dir),
+                                       **wandb_init_kwargs(cfg)})  # fmt: skip
+    config = redact({**config, "sweep_overrides": list(cfg.sweep.overrides)})
     accelerator.init_trackers(logger_cfg.project, config=_flat(config), init_kwargs=init_kwargs)
 
 

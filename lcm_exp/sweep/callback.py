@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,24 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def job_log(path: Path):
+    """Log into a job's log file too, if the job got as far as opening it (a refused job has none)."""
+    if not path.is_file():
+        yield
+        return
+    from lcm_exp.runlog.logs import RedactingFormatter
+
+    handler = logging.FileHandler(path)
+    handler.setFormatter(RedactingFormatter())
+    log.addHandler(handler)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        handler.close()
 
 
 class SweepCallback(Callback):
@@ -37,7 +56,8 @@ class SweepCallback(Callback):
         run_dir = Path(config.hydra.runtime.output_dir)
         record_failure(run_dir, list(job_return.overrides or []), err)
         text = "".join(traceback.format_exception(err))
-        log.error("job failed (%s): %s\n%s", run_dir.name, err, text)  # still inside the job: lands in its log
+        with job_log(run_dir / f"{config.hydra.job.name}.log"):
+            log.error("job failed (%s): %s\n%s", run_dir.name, err, text)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from lcm_exp.sweep.summary import write_summary

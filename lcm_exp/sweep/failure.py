@@ -1,10 +1,11 @@
 """Record a job's failure in its run.json when the task did not get to do it (e.g. a bad value caught before
-the run record started), without touching a completed run or another job's record."""
+the run record started), without touching a completed run, another job's record, or a dir a live run holds."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from lcm_exp.runlog.lock import RunDirBusy
 from lcm_exp.runlog.record import RunRecord
 from lcm_exp.runlog.secrets import redact_override
 from lcm_exp.sweep.identity import identity_overrides
@@ -14,6 +15,8 @@ RECORDED_BY_TASK = ("failed", "interrupted", "preempted")
 
 def record_failure(run_dir: Path, overrides: list[str], err: BaseException) -> bool:
     """Write status 'failed' + traceback into run_dir/run.json; return whether anything was written."""
+    if isinstance(err, RunDirBusy):
+        return False  # refused: the dir and its record belong to the live run that holds it
     record = RunRecord(run_dir)
     data = record.data
     if data:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
+from lcm_exp.runlog.secrets import redact_override
+
 W_MIN, W_MAX = "guidance.w_min", "guidance.w_max"
 MAX_DIR_NAME = 160
 
@@ -140,10 +142,11 @@ def plan_jobs(
 
 
 def job_dirname(swept: Sequence[str]) -> str:
-    """A readable, deterministic dir name from the varying overrides; long ones keep a prefix and a hash."""
+    """A readable, deterministic dir name from the varying overrides (secrets redacted: a dir name lands in every
+    path, log and tracker); long ones keep a prefix and a hash."""
     if not swept:
         return "job"
-    name = re.sub(r"[^A-Za-z0-9=,._+\-]", "_", ",".join(swept))
+    name = re.sub(r"[^A-Za-z0-9=,._+\-]", "_", ",".join(redact_override(o) for o in swept))
     if len(name) > MAX_DIR_NAME:
         digest = hashlib.sha256(name.encode()).hexdigest()[:10]
         name = f"{name[: MAX_DIR_NAME - 11]}-{digest}"

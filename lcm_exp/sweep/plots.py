@@ -24,6 +24,17 @@ def _pyplot():
     return plt
 
 
+def _save(fig, path: Path) -> None:
+    """PNG bytes are deterministic for the same rows, so an unchanged plot is not rewritten."""
+    import io
+
+    from lcm_exp.sweep.files import write_if_changed
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    write_if_changed(path, buf.getvalue())
+
+
 def _num(value) -> float | None:
     try:
         return float(value)
@@ -86,7 +97,7 @@ def _heatmap(cells, row_labels, col_labels, title, xlabel, ylabel, direction, pa
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
     plt.close(fig)
     return path
 
@@ -116,7 +127,7 @@ def _scatter(points, title, xlabel, ylabel, direction, path: Path, logx: bool = 
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
     plt.close(fig)
     return path
 
@@ -184,7 +195,7 @@ def loss_curves(rows, path: Path) -> Path | None:
     ax.set_title("training loss per job")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
     plt.close(fig)
     return path
 

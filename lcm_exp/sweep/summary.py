@@ -10,13 +10,13 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from lcm_exp.runlog.metrics import read_metrics
+from lcm_exp.sweep.files import write_if_changed
 from lcm_exp.sweep.identity import is_bookkeeping, override_key
 from lcm_exp.sweep.job import read_record
 from lcm_exp.sweep.objective import ObjectiveError, job_metrics, select_objective
@@ -167,12 +167,6 @@ def to_markdown(rows: list[Row], sweep_dir: Path, objective: str, direction: str
     return "\n".join(lines) + "\n"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_summary(sweep_dir: Path, objective: str = "final_loss", direction: str = "minimize") -> dict[str, Path]:
     """Write summary.csv, summary.md and the plots into ``sweep_dir``; {} when it holds no job dir yet."""
     from lcm_exp.sweep import plots
@@ -183,7 +177,7 @@ def write_summary(sweep_dir: Path, objective: str = "final_loss", direction: str
         return {}
     written = plots.write_plots(rows, sweep_dir, objective, direction)
     out = {"csv": sweep_dir / CSV_NAME, "markdown": sweep_dir / MD_NAME, **written}
-    _atomic_write(out["csv"], to_csv(rows))
+    write_if_changed(out["csv"], to_csv(rows))
     markdown = to_markdown(rows, sweep_dir, objective, direction, [p.name for p in written.values()])
-    _atomic_write(out["markdown"], markdown)
+    write_if_changed(out["markdown"], markdown)
     return out

@@ -21,6 +21,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
+from lcm_exp.sweep.files import write_if_changed
 from lcm_exp.sweep.plan import Plan, plan_jobs
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ class PlanSweeper(Sweeper):
                 log.info("  #%d %s: %s", i, job.dirname, " ".join(job.overrides))
             return []
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        write_if_changed(sweep_dir / "multirun.yaml", multirun_yaml(self.config))
 
         batches = [[*job.overrides, f"hydra.sweep.subdir='{job.dirname}'"] for job in plan.jobs]
         size = self.max_batch_size or (1 if self.stop_on_failure else len(batches))
@@ -103,6 +104,16 @@ class PlanSweeper(Sweeper):
                 f"summary: {sweep_dir / 'summary.md'}"
             )
         return returns
+
+
+def multirun_yaml(config: DictConfig) -> str:
+    """Hydra's multirun.yaml (the sweep's config, unresolved), with secrets redacted."""
+    import yaml
+
+    from lcm_exp.runlog.secrets import redact
+
+    container = OmegaConf.to_container(config, resolve=False, enum_to_str=True)
+    return yaml.safe_dump(redact(container), sort_keys=False)
 
 
 def _plain(node: Any) -> Any:

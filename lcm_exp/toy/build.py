@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from lcm_exp.toy.training import phase_progress
 from lcm_exp.toy.world import ATTRIBUTES, RESOLUTION, all_attributes, caption, combination_index, make_images
 
 log = logging.getLogger(__name__)
@@ -130,15 +131,17 @@ def build_toy_teacher(
     heldout = make_images(recipe.heldout_images, seed * 1_000_003 + 2)
 
     vae = _seeded_init(build_vae, seed, 10).to(device)
-    train_vae(vae, data.pixels, recipe.vae_steps, recipe.vae_batch, recipe.vae_lr, _generator(seed, 11))
+    with phase_progress("toy build 1/3: VAE", recipe.vae_steps, "lcm_exp.toy.vae"):
+        train_vae(vae, data.pixels, recipe.vae_steps, recipe.vae_batch, recipe.vae_lr, _generator(seed, 11))
     means = latent_means(vae, data.pixels)
     vae.register_to_config(scaling_factor=float(1.0 / means.std()))
     vae_psnr = reconstruction_psnr(vae, heldout.pixels)
     lap("vae")
 
     classifier = _seeded_init(AttributeClassifier, seed, 20).to(device)
-    train_classifier(classifier, data.pixels, data.attributes, recipe.classifier_steps, recipe.classifier_batch,
-                     recipe.classifier_lr, _generator(seed, 21))  # fmt: skip
+    with phase_progress("toy build 2/3: classifier", recipe.classifier_steps):
+        train_classifier(classifier, data.pixels, data.attributes, recipe.classifier_steps, recipe.classifier_batch,
+                         recipe.classifier_lr, _generator(seed, 21))  # fmt: skip
     predicted, _ = classifier.predict(heldout.pixels)
     classifier_acc = attribute_accuracy(predicted, heldout.attributes)
     lap("classifier")
@@ -147,11 +150,12 @@ def build_toy_teacher(
     text_encoder = build_text_encoder(tokenizer, _generator(seed, 30))
     prompt_embeds = encode(tokenizer, text_encoder, ["", *[caption(a) for a in all_attributes()]])
     unet = _seeded_init(build_unet, seed, 40).to(device)
-    train_teacher(
-        unet, means * vae.config.scaling_factor, prompt_embeds, combination_index(data.attributes) + 1,
-        steps=recipe.teacher_steps, batch=recipe.teacher_batch, lr=recipe.teacher_lr,
-        caption_dropout=recipe.caption_dropout, ema_decay=recipe.ema_decay, generator=_generator(seed, 41),
-    )  # fmt: skip
+    with phase_progress("toy build 3/3: teacher", recipe.teacher_steps, "lcm_exp.toy.teacher"):
+        train_teacher(
+            unet, means * vae.config.scaling_factor, prompt_embeds, combination_index(data.attributes) + 1,
+            steps=recipe.teacher_steps, batch=recipe.teacher_batch, lr=recipe.teacher_lr,
+            caption_dropout=recipe.caption_dropout, ema_decay=recipe.ema_decay, generator=_generator(seed, 41),
+        )  # fmt: skip
     lap("teacher")
 
     vae, unet, classifier = vae.cpu(), unet.cpu(), classifier.cpu()

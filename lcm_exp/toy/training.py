@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
+from tqdm.auto import tqdm
 
 
 def cosine_lr(step: int, total: int, base: float, warmup: int) -> float:
@@ -47,3 +51,36 @@ class EMA:
     def copy_to(self, module: torch.nn.Module) -> None:
         for p, s in zip(module.parameters(), self.shadow, strict=True):
             p.copy_(s)
+
+
+class _ToBar(logging.Filter):
+    """Turns a phase's own progress lines ("step i/n, loss x") into the bar's postfix instead of printing them."""
+
+    def __init__(self, bar):
+        super().__init__()
+        self.bar = bar
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO:
+            return True
+        self.bar.set_postfix_str(record.getMessage().rsplit(", ", 1)[-1], refresh=False)
+        return False
+
+
+@contextmanager
+def phase_progress(desc: str, total: int, logger_name: str | None = None):
+    """A progress bar with an ETA over one build phase of ``total`` optimizer steps (counted by torch's global
+    optimizer-step hook, so the training functions need no callback); ``logger_name``'s step lines feed its postfix."""
+    bar = tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True)
+    hook = register_optimizer_step_post_hook(lambda *_: bar.update(1))
+    logger = logging.getLogger(logger_name) if logger_name else None
+    to_bar = _ToBar(bar)
+    if logger:
+        logger.addFilter(to_bar)
+    try:
+        yield bar
+    finally:
+        hook.remove()
+        if logger:
+            logger.removeFilter(to_bar)
+        bar.close()

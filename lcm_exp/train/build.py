@@ -108,7 +108,7 @@ class Run:
             "encoder": type(step.encoder).__name__,
             "encoders_loaded": self.family.vae is not None,
             "guard": [step.guard.policy, step.guard.max_consecutive],
-            "step": [step.sync_every_step, step.autocast_like_reference],
+            "step": [step.sync_every_step, step.autocast_like_reference, step.cudnn_benchmark],
         }  # fmt: skip
 
 
@@ -155,6 +155,6 @@ def build_run(cfg, accelerator: Accelerator, *, resume: Path | None = None, fami
     guard.skipped = resumed.get("nonfinite_skipped", 0)
     step = TrainStep(accelerator, encoder, adapter, prepared, optimizer, lr_scheduler, solver, objective_spec(cfg),
                      cfg.optim.max_grad_norm, guard, sync_every_step=perf.sync_every_step,
-                     autocast_like_reference=perf.reference_autocast,
+                     autocast_like_reference=perf.reference_autocast, cudnn_benchmark=perf.cudnn_benchmark,
                      global_step=resumed.get("global_step", 0))  # fmt: skip
     return Run(cfg, accelerator, family, adapter, networks, step, loader, global_batch, lr, resumed)

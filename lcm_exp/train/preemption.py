@@ -1,4 +1,10 @@
-"""SIGTERM/SIGINT -> checkpoint at the next step boundary and exit cleanly (SLURM sends SIGTERM before a kill)."""
+"""SIGTERM/SIGINT -> checkpoint at the next step boundary and exit cleanly (SLURM sends SIGTERM before a kill).
+
+Two layers: the loop's :class:`PreemptionFlag` turns a signal into a checkpoint at the next step; outside the
+loop (loading the teacher, building data, exporting) the task's :class:`StopOnSignal` turns it into
+:class:`StopRequested` at once, so the run record still ends 'preempted' instead of staying 'running'. The
+loop's flag installs itself over the task's handler and puts it back when the loop ends.
+"""
 
 from __future__ import annotations
 
@@ -16,22 +22,27 @@ class Preempted(Exception):
         super().__init__(f"preempted at step {step}; checkpoint {checkpoint}; rerun the same command to resume")
 
 
-class PreemptionFlag:
-    """Installs handlers for the run's lifetime (use as a context); a second signal stops at once."""
+class StopRequested(BaseException):
+    """A stop signal outside the training loop: nothing to checkpoint there; the same command starts again.
+
+    A BaseException, like KeyboardInterrupt, so that library code catching Exception cannot swallow it."""
+
+    def __init__(self, signame: str):
+        self.signame = signame
+        super().__init__(f"{signame} received outside the training steps (nothing to checkpoint there); "
+                         "rerun the same command to continue")  # fmt: skip
+
+
+class _Handlers:
+    """SIGTERM/SIGINT go to ``_handle`` inside the context; the previous handlers come back at its end."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self):
-        self.requested: str | None = None
         self._previous: dict = {}
 
     def _handle(self, signum, frame):
-        name = signal.Signals(signum).name
-        if self.requested:  # second signal: give up on the clean stop
-            self.__exit__()
-            raise KeyboardInterrupt(f"{name} received twice")
-        self.requested = name
-        log.warning("%s received: saving a checkpoint at the next step boundary, then stopping", name)
+        raise NotImplementedError
 
     def __enter__(self):
         for sig in self.SIGNALS:
@@ -46,3 +57,27 @@ class PreemptionFlag:
             signal.signal(sig, handler)
         self._previous = {}
         return False
+
+
+class StopOnSignal(_Handlers):
+    """Task-wide (from the task's first line): a stop signal raises StopRequested at once."""
+
+    def _handle(self, signum, frame):
+        raise StopRequested(signal.Signals(signum).name)
+
+
+class PreemptionFlag(_Handlers):
+    """Installed for the training loop's lifetime: a signal asks for a checkpoint at the next step boundary; a
+    second signal stops at once."""
+
+    def __init__(self):
+        super().__init__()
+        self.requested: str | None = None
+
+    def _handle(self, signum, frame):
+        name = signal.Signals(signum).name
+        if self.requested:  # second signal: give up on the clean stop
+            self.__exit__()
+            raise KeyboardInterrupt(f"{name} received twice")
+        self.requested = name
+        log.warning("%s received: saving a checkpoint at the next step boundary, then stopping", name)

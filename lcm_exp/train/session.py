@@ -41,6 +41,8 @@ class Session:
         self.consumed = run.resumed.get("consumed_batches", 0)
         self._batches = run.batches(skip=self.consumed)
         self.skips = SkipMonitor(self.cfg.data.max_skip_fraction)
+        if "skips" in run.resumed:  # the counters continue, so the fraction guard does not restart on a resume
+            self.skips.load_state_dict(run.resumed["skips"])
         self.validator = Validator(self.cfg.validation, inference_scheduler(self.cfg, run.family), run.family,
                                    run.adapter, run_dir, acc)  # fmt: skip
         self.metrics = MetricsFile(run_dir, self.step) if acc.is_main_process else None
@@ -113,7 +115,7 @@ class Session:
     def checkpoint(self) -> Path:
         run = self.run
         state = {"global_step": self.step, "consumed_batches": self.consumed,
-                 "nonfinite_skipped": run.step.guard.skipped}  # fmt: skip
+                 "nonfinite_skipped": run.step.guard.skipped, "skips": self.skips.state_dict()}  # fmt: skip
         return save_checkpoint(run.accelerator, self.run_dir / CHECKPOINTS, self.step, state,
                                run.adapter.checkpoint_state, self.cfg.trainer.checkpoints_total_limit)  # fmt: skip
 

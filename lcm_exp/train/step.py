@@ -54,12 +54,15 @@ class TrainStep:
     guard: NonFiniteGuard
     sync_every_step: bool = False  # reference parity: the loss read back to the host every step
     autocast_like_reference: bool = False  # reference parity: the scripts' dtype-less autocast around the teacher
+    cudnn_benchmark: bool = False  # cuDNN's per-shape kernel search (set per step: runs in one process may differ)
     clock: PhaseClock = NULL_CLOCK
     global_step: int = 0  # optimizer updates so far (the guard's step numbers)
     _good: int = field(default=0, repr=False)  # finite micro-batches in the open window
 
     def __call__(self, batch: dict[str, Any]) -> StepResult:
         acc, clock = self.accelerator, self.clock
+        if acc.device.type == "cuda":
+            torch.backends.cudnn.benchmark = self.cudnn_benchmark
         with acc.accumulate(self.prepared):
             latents = self.encoder.latents(batch)
             clock.mark("vae")

@@ -55,3 +55,33 @@ def test_resume_is_bitwise_identical_to_a_straight_run(tmp_path, cache_dir, adap
     assert [r["step"] for r in metrics(resumed)] == [1, 2, 3, 4]
     rec = record(resumed)
     assert rec["status"] == "completed" and rec["attempts"] == 2 and rec["metrics"]["steps"] == 4
+
+
+def test_skip_counters_continue_after_a_resume(tmp_path, cache_dir):
+    """Shards with unreadable samples: the resumed run's skipped_samples continue from the checkpoint, so its
+    metrics.jsonl equals the straight run's (they used to restart at 0 after every resume)."""
+    import io
+    import tarfile
+
+    from PIL import Image
+
+    def member(name, data):
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        return info, io.BytesIO(data)
+
+    with tarfile.open(tmp_path / "bad.tar", "w") as tar:
+        for i in range(48):
+            buf = io.BytesIO()
+            Image.new("RGB", (40, 40), (5 * i, 90, 200)).save(buf, format="PNG")
+            tar.addfile(*member(f"s{i:03d}.png", buf.getvalue() if i % 4 else b"not a png"))
+            tar.addfile(*member(f"s{i:03d}.txt", f"shape {i}".encode()))
+    args = [f"data.shards={tmp_path / 'bad.tar'}", "data.shuffle_buffer=0", "model.resolution=32",
+            "trainer.batch_size=2", "data.max_skip_fraction=0.9", "adapter=lora", *BASE]  # fmt: skip
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    launch(straight, cache_dir, *args, "trainer.max_train_steps=4")
+    launch(resumed, cache_dir, *args, "trainer.max_train_steps=2")
+    launch(resumed, cache_dir, *args, "trainer.max_train_steps=4", "trainer.resume_from_checkpoint=latest")
+    drop = lambda rows: [{k: v for k, v in r.items() if k not in TIMING} for r in rows]  # noqa: E731
+    assert metrics(straight)[-1]["skipped_samples"] > metrics(straight)[1]["skipped_samples"] > 0
+    assert drop(metrics(straight)) == drop(metrics(resumed))
