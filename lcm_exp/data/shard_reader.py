@@ -95,6 +95,26 @@ def open_shard(url: str, stall_timeout_s: float):
     return wds.gopen.gopen(url)
 
 
+_LIVE: set[PipeStream] = set()  # the commands this process reads now
+
+
+def _stop_pipes_when_terminated() -> None:
+    """In a DataLoader worker: stop the commands it reads before it dies of SIGTERM (torch terminates a worker that
+    does not finish in time, which runs no close() of ours; a download would live on). Once per worker process."""
+    from torch.utils.data import get_worker_info
+
+    if get_worker_info() is None or signal.getsignal(signal.SIGTERM) is _terminated:
+        return
+    signal.signal(signal.SIGTERM, _terminated)
+
+
+def _terminated(signum, frame) -> None:
+    for pipe in list(_LIVE):
+        pipe._stop()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 class PipeStream:
     """The stdout of a ``pipe:`` command as a file, read with a stall watch; stderr goes to a temporary file."""
 
@@ -104,6 +124,8 @@ class PipeStream:
         # its own process group: stopping a stalled ``sh -c "curl ... | tar ..."`` stops every process of it
         self.proc = subprocess.Popen(url[len("pipe:") :], shell=True, stdout=subprocess.PIPE, stderr=self.stderr,
                                      start_new_session=True)  # fmt: skip
+        _LIVE.add(self)
+        _stop_pipes_when_terminated()
         self.fd = self.proc.stdout.fileno()
         self.closed = False
 
@@ -158,6 +180,7 @@ class PipeStream:
         if self.closed:
             return
         self.closed = True
+        _LIVE.discard(self)
         self.proc.stdout.close()
         self._stop()
         self.stderr.close()

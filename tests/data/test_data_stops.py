@@ -5,6 +5,7 @@ a failing command's stderr is summarised, never copied to the console; a stalled
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import time
 from itertools import islice
@@ -96,16 +97,44 @@ def test_good_shards_through_a_pipe_still_train(tmp_path):
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_a_stalled_pipe_warns_then_stops_naming_the_shard(workers, caplog):
-    spec = DataSpec(shards="pipe:sleep 1000", resampled=True, num_workers=workers, stall_timeout_s=1.5)
+    command = f"sleep 1000.{os.getpid()}{workers}"  # a hung download; unique, to find its processes afterwards
+    spec = DataSpec(shards=f"pipe:{command}", resampled=True, num_workers=workers, stall_timeout_s=1.5)
     start = time.monotonic()
     with caplog.at_level(logging.WARNING), pytest.raises(DataError) as err:
         first_batches(spec)
-    assert 1.5 <= time.monotonic() - start < 15
-    assert "'pipe:sleep 1000' sent no data for 1.5 s (data.stall_timeout_s)" in str(err.value)
+    assert 1.5 <= time.monotonic() - start < 60
+    assert f"'pipe:{command}' sent no data for 1.5 s (data.stall_timeout_s)" in str(err.value)
     if workers == 0:  # a worker's log records go to its own process
-        assert "shard pipe:sleep 1000: no data for" in caplog.text
-    leftover = subprocess.run(["pgrep", "-f", "sleep 1000"], capture_output=True, text=True).stdout.split()
-    assert leftover == [], "the stalled command is stopped"
+        assert f"shard pipe:{command}: no data for" in caplog.text
+    deadline = time.monotonic() + 15
+    while running(command) and time.monotonic() < deadline:  # every worker's command, stopped or dead with it
+        time.sleep(0.2)
+    assert running(command) == []
+
+
+def test_a_pipe_dies_with_the_worker_reading_it():
+    """A stopped run (preempted, failed) terminates its DataLoader workers; their download commands go with them."""
+    import gc
+
+    from torch.utils.data import DataLoader
+
+    command = f"sleep 1000.{os.getpid()}9"
+    spec = DataSpec(shards=f"pipe:{command}", resampled=True, num_workers=1, stall_timeout_s=300)
+    workers = DataLoader.__iter__(build_dataloader(spec, resolution=R, batch_size=2, seed=0))  # they start reading
+    deadline = time.monotonic() + 30
+    while not running(command) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert running(command), "the worker started the command"
+    del workers  # torch joins the worker for 5 s, then terminates it: no close() of ours runs there
+    gc.collect()
+    deadline = time.monotonic() + 20
+    while running(command) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert running(command) == []
+
+
+def running(command: str) -> list[str]:
+    return subprocess.run(["pgrep", "-f", command], capture_output=True, text=True).stdout.split()
 
 
 def test_one_bad_shard_among_good_ones_does_not_stop(tmp_path):
