@@ -1,5 +1,6 @@
 """The one launcher: `python launch.py [group=option ...] [key=value ...]` (Hydra; see README and conf/)."""
 
+import os
 import signal
 import sys
 import time
@@ -30,7 +31,7 @@ def main(cfg: DictConfig):
         result = run_task(cfg, overrides, multirun=multirun, job_name=hydra_cfg.job.name,
                           hydra_files=hydra_files(cfg, overrides), started=STARTED)  # fmt: skip
     except REFUSALS as err:
-        if multirun:
+        if multirun or os.environ.get("HYDRA_FULL_ERROR") == "1":  # the traceback only when asked for
             raise
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

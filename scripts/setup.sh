@@ -10,4 +10,4 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
   if command -v nvidia-smi >/dev/null 2>&1; then "$PY" -m pip install -q torch
   else "$PY" -m pip install -q "torch==2.13.0"; fi
 fi
-"$PY" -m pip install -q -e ".[dev,slurm]"
+"$PY" -m pip install -q -e ".[dev,slurm,datasets,optuna]"  # every extra a test needs: none may skip

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
+from lcm_exp.config.validate import guidance_problems
 from lcm_exp.runlog.secrets import redact_override
 
 W_MIN, W_MAX = "guidance.w_min", "guidance.w_max"
@@ -73,8 +74,9 @@ def pair_axis(pairs: Sequence[Sequence[float]]) -> list[list[str]]:
             w_min, w_max = float(pair[0]), float(pair[1])
         except (TypeError, ValueError):
             raise SweepPlanError(f"hydra.sweeper.guidance_pairs[{i}]={list(pair)}: values must be numbers") from None
-        if w_min > w_max:
-            raise SweepPlanError(f"hydra.sweeper.guidance_pairs[{i}]={list(pair)}: w_min > w_max")
+        problems = guidance_problems(w_min, w_max, f"hydra.sweeper.guidance_pairs[{i}].")
+        if problems:  # the single run's rules: w >= 0 (LCM convention), w_min <= w_max
+            raise SweepPlanError(problems[0])
         out.append([f"{W_MIN}={pair[0]}", f"{W_MAX}={pair[1]}"])
     return out
 

@@ -10,6 +10,8 @@ exiting non-zero.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from lcm_exp.sweep.files import write_if_changed
-from lcm_exp.sweep.plan import Plan, plan_jobs
+from lcm_exp.sweep.plan import Plan, SweepPlanError, plan_jobs
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +71,13 @@ class PlanSweeper(Sweeper):
         return plan_jobs(params + list(arguments), self.guidance_pairs, self.variants, self._effective_guidance, parser)
 
     def sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
-        plan = self.plan(arguments)
+        try:
+            plan = self.plan(arguments)
+        except SweepPlanError as err:  # a sweep that cannot be launched: one line, nothing launched or written
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
         sweep_dir = Path(self.config.hydra.sweep.dir)
         log.info("sweep %s: %d jobs", sweep_dir, len(plan.jobs))
         for swept in plan.dropped:

@@ -14,8 +14,6 @@ import os
 import shutil
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
-
 log = logging.getLogger(__name__)
 
 PREFIX = "checkpoint-"
@@ -59,6 +57,8 @@ def save_checkpoint(
 ) -> Path:
     """Save accelerate state, ``tensor_states`` (name -> object with a tensor state_dict, e.g. the EMA, stored as
     safetensors) and ``extra`` (json: step, data position, counters) atomically, then rotate."""
+    from safetensors.torch import save_file  # lazily: config validation imports this module for the resume check
+
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{step}"
     tmp = root / f".tmp-{PREFIX}{step}"
@@ -96,6 +96,8 @@ def load_checkpoint(accelerator, checkpoint: Path, tensor_states: dict) -> dict:
     returns the trainer state json."""
     check_rng_state(checkpoint, accelerator.process_index)
     accelerator.load_state(str(checkpoint))
+    from safetensors.torch import load_file
+
     for name, obj in tensor_states.items():
         obj.load_state_dict(load_file(checkpoint / f"{name}.safetensors", device="cpu"))
     return json.loads((checkpoint / "trainer_state.json").read_text())

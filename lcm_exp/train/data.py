@@ -7,7 +7,7 @@ DataLoader worker, and seeded from (seed, rank, worker, epoch).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, fields
 from typing import Any
 
@@ -33,19 +33,19 @@ def build_train_loader(data_cfg, *, resolution: int, batch_size: int, seed: int,
     spec = data_spec_from_config(data_cfg)
     common = dict(resolution=resolution, batch_size=batch_size, seed=seed, rank=rank, world_size=world_size)
     if data_cfg.source == "webdataset":
-        return NonEmptyEpochs(build_dataloader(spec, **common), "data.shards")
+        return build_dataloader(spec, **common)
     from lcm_exp.data.indexed_source import IndexedImageTextDataset
 
     reader = _reader(data_cfg)
     dataset = IndexedImageTextDataset(reader, spec, caption_column=data_cfg.caption_column, **common)
-    return NonEmptyEpochs(epoch_loader(dataset, spec, seed=seed), f"data.path={data_cfg.path!r}")
+    return epoch_loader(dataset, spec, seed=seed)  # a pass that yields no batch raises, naming the source
 
 
 def _reader(data_cfg):
     if data_cfg.source == "imagefolder":
         from lcm_exp.data.image_folder_source import ImageFolderReader
 
-        return ImageFolderReader(data_cfg.path, data_cfg.caption_column)
+        return ImageFolderReader(data_cfg.path, data_cfg.caption_column, data_cfg.caption_keys)
     if data_cfg.source == "hf_dataset":
         from lcm_exp.data.hf_dataset_source import HFDatasetReader, load_hf_dataset
 
@@ -53,26 +53,6 @@ def _reader(data_cfg):
         return HFDatasetReader(dataset, name=f"{data_cfg.path}[{data_cfg.split}]", image_column=data_cfg.image_column,
                                caption_column=data_cfg.caption_column, caption_keys=data_cfg.caption_keys)  # fmt: skip
     raise ValueError(f"data.source={data_cfg.source!r}: unknown, choose one of [webdataset, imagefolder, hf_dataset]")
-
-
-class NonEmptyEpochs:
-    """Re-iterating a loader whose every sample is dropped would spin forever (the loop restarts finished epochs):
-    a pass that yields no batch at all raises instead, naming the source."""
-
-    def __init__(self, loader: Iterable[dict[str, Any]], source: str):
-        self.loader, self.source = loader, source
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        produced = False
-        for batch in self.loader:
-            produced = True
-            yield batch
-        if not produced:
-            raise RuntimeError(
-                f"{self.source}: a whole pass over this rank's data gave no usable sample; the skip "
-                "warnings above say why (unreadable images, missing captions, data.filters, "
-                "data.small_image=skip)"
-            )
 
 
 def build_batches(cfg, family, weight_dtype, rank: int = 0, world_size: int = 1):

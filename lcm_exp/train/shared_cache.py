@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 
 CACHE_ROOT = "latents"
 #: DataSpec fields that only decide the order and the workers, not what a sample encodes to
-_STREAM_ONLY = {"shards", "resampled", "shuffle_buffer", "num_workers", "persistent_workers", "max_consecutive_skips"}
+_STREAM_ONLY = {"shards", "resampled", "shuffle_buffer", "num_workers", "persistent_workers", "max_consecutive_skips",
+                "stall_timeout_s"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +54,8 @@ def plan_cache(cfg, world_size: int) -> CachePlan:
         return CachePlan(False, f"data.cache={data.cache}, data.source={data.source}")
     samples = count_local_samples(data)
     if samples is None:
-        return CachePlan(False, "the data is not local shard files or an image folder (a stream is encoded once)")
+        return CachePlan(False, "the data is not local shard files or an image folder that can be counted "
+                                "(a stream is encoded as it is read)")
     if data.cache == "always":
         return CachePlan(True, "data.cache=always", samples)
     random = [k for k, bad in (("data.crop=random", data.crop == "random"), ("data.random_flip=true", data.random_flip),
@@ -82,12 +84,17 @@ def count_local_samples(data) -> int | None:
     urls = expand_shards(data.shards)
     if any(u.startswith("pipe:") or "://" in u for u in urls):
         return None
-    return sum(_tar_keys(Path(u.removeprefix("file:"))) for u in urls)
+    counts = [_tar_keys(Path(u.removeprefix("file:"))) for u in urls]
+    return None if None in counts else sum(counts)
 
 
-def _tar_keys(path: Path) -> int:
-    with tarfile.open(path) as tar:
-        return len({m.name.split(".", 1)[0] for m in tar if m.isfile()})
+def _tar_keys(path: Path) -> int | None:
+    """Distinct sample keys in a tar's headers; None for a damaged one (its samples are judged when read)."""
+    try:
+        with tarfile.open(path) as tar:
+            return len({m.name.split(".", 1)[0] for m in tar if m.isfile()})
+    except (tarfile.TarError, OSError):
+        return None
 
 
 def cache_key(cfg, family) -> dict[str, Any]:

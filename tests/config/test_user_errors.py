@@ -101,6 +101,9 @@ CASES = {
     "lora_targets_match_nothing": Case("adapter.target_modules", ["adapter=lora", "adapter.target_modules=[to_qq]"]),
     "lora_targets_a_norm": Case("adapter.target_modules", ["adapter=lora", "adapter.target_modules=[norm1]"]),
     "resume_nowhere": Case("trainer.resume_from_checkpoint", ["trainer.resume_from_checkpoint={tmp}/no_such_ckpt"]),
+    "sweep_negative_w_pair": Case("hydra.sweeper.guidance_pairs", ["-m", "hydra.sweeper.guidance_pairs=[[-1,3]]"]),
+    "pcm_phases_not_dividing_n": Case("objective.phases", ["objective=pcm", "objective.num_ddim_timesteps=10"]),
+    "tcd_gamma": Case("objective.gamma", ["objective=tcd", "objective.gamma=1.5"]),
 }  # fmt: skip
 # cases that need two real checkpoints (a LoRA and a full run of one step each): the slow set
 SLOW_CASES = {
@@ -186,8 +189,10 @@ def run_battery(world, cases: dict[str, Case], fill: dict) -> dict:
     def run(name: str):
         case = cases[name]
         spy = tmp / f"{name}.spy"
-        args = ["experiment=tiny", f"paths.cache_dir={world['cache_dir']}", f"hydra.run.dir={tmp / 'runs' / name}",
-                *(o.format(**fill) for o in case.overrides)]  # fmt: skip
+        flags = [o for o in case.overrides if o.startswith("-")]  # before the overrides, as argparse wants them
+        args = [*flags, "experiment=tiny", f"paths.cache_dir={world['cache_dir']}",
+                f"hydra.run.dir={tmp / 'runs' / name}",
+                *(o.format(**fill) for o in case.overrides if not o.startswith("-"))]  # fmt: skip
         code, out, wall, cpu = launch(args, child_env(case.env, spy))
         return name, (code, out, wall, cpu, spy.read_text().split() if spy.exists() else [])
 
@@ -225,6 +230,14 @@ def test_bad_config_ends_in_one_line_naming_its_key(name, request):
     assert ALL_CASES[name].key in lines[0], lines[0]
     assert weights_read == [], f"weights were read: {weights_read}"
     assert cpu < CPU_LIMIT_S and wall < HANG_S, f"{cpu:.1f} s CPU, {wall:.1f} s wall"
+
+
+def test_hydra_full_error_shows_the_traceback(world):
+    """The one line is for users; HYDRA_FULL_ERROR=1 (Hydra's own switch) asks for the traceback."""
+    args = ["experiment=tiny", f"paths.cache_dir={world['cache_dir']}", f"hydra.run.dir={world['tmp'] / 'full_err'}",
+            "trainer.batch_size=0"]  # fmt: skip
+    code, out, *_ = launch(args, {**child_env(), "HYDRA_FULL_ERROR": "1"})
+    assert code != 0 and "Traceback" in out and "trainer.batch_size" in out
 
 
 @pytest.mark.slow

@@ -99,3 +99,10 @@ def test_a_cached_run_reads_the_shared_cache_and_a_rerun_reuses_it(cache_dir, tm
     with caplog.at_level("INFO"):
         again = build_run(cfg, build_accelerator(cfg))
     assert again.cfg.data.shards == run.cfg.data.shards and "reusing" in caplog.text and "encoding" not in caplog.text
+
+
+def test_a_damaged_local_shard_means_no_cache_not_a_crash(cache_dir, tmp_path):
+    (tmp_path / "cut.tar").write_bytes(b"not a tar at all" * 10)
+    cfg = _with(_cfg(cache_dir, *CENTER, "trainer.max_train_steps=200"), shards=str(tmp_path / "cut.tar"))
+    plan = plan_cache(cfg, 1)
+    assert not plan.use and "counted" in plan.reason
