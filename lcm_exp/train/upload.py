@@ -47,7 +47,7 @@ def hub_problems(repo_id: str | None) -> list[str]:
 
     problems = []
     if not repo_id:
-        problems.append("export.push_to_hub=true needs export.hub_model_id (e.g. your-name/lcm-sd15-lora)")
+        problems.append("export.push_to_hub=true needs export.hub_model_id (e.g. your-name/my-lcm-lora)")
     elif not _REPO_ID.match(repo_id) or ".." in repo_id:
         problems.append(
             f'export.hub_model_id={repo_id!r}: not a valid repo id ("name" or "user/name": letters, '

@@ -29,15 +29,15 @@ def slow_teacher() -> None:
         return real(name)
 
     registry.get_family = slow
-    import lcm_exp.train.loop as loop
+    import lcm_exp.train.build as build
 
-    loop.get_family = slow
+    build.get_family = slow
 
 
 def full_disk() -> None:
-    import lcm_exp.train.checkpoint as checkpoint
+    import safetensors.torch as st  # checkpoint.py imports save_file from here at save time
 
-    real_save = checkpoint.save_file
+    real_save = st.save_file
 
     def save_file(tensors, path, *args, **kwargs):
         path = pathlib.Path(path)
@@ -46,7 +46,7 @@ def full_disk() -> None:
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return real_save(tensors, path, *args, **kwargs)
 
-    checkpoint.save_file = save_file
+    st.save_file = save_file
     real_write = pathlib.Path.write_text
 
     def write_text(self, *args, **kwargs):
