@@ -22,6 +22,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--num-samples", type=int, help="prompt/seed pairs (default 128)")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--methods", nargs="+", help="rows to compute (default: the run config's, else all)")
     parser.add_argument("--prompts", nargs="+", help="prompts for a real teacher (cycled over the samples)")
     parser.add_argument("--clip-model", help="local transformers CLIPModel folder: adds CLIP score")
     parser.add_argument("--fid-model", help="local TorchScript feature extractor: adds FID")
@@ -48,8 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = settings_from(
             node, steps=args.steps, w=args.w, reference_steps=args.reference_steps, num_samples=args.num_samples,
-            seed=args.seed, batch_size=args.batch_size, prompts=args.prompts, clip_model=args.clip_model,
-            fid_model=args.fid_model, objective=args.objective, cache_teacher=False if args.no_cache else None,
+            seed=args.seed, batch_size=args.batch_size, methods=args.methods, prompts=args.prompts,
+            clip_model=args.clip_model, fid_model=args.fid_model, objective=args.objective,
+            cache_teacher=False if args.no_cache else None,
         )  # fmt: skip
     except ValueError as err:
         parser.error(str(err))

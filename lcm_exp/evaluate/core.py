@@ -1,6 +1,7 @@
 """One evaluation: every method x step count from the same noise and prompts, scored against the reference.
 
-Reference = the teacher's DDIM with ``reference_steps`` steps, trailing spacing, CFG at w. Fidelity metrics (latent
+Reference = the teacher's own sampler of its schedule kind (baselines.py; DDPM: DDIM, trailing spacing; flow: Euler)
+with ``reference_steps`` steps and CFG at w. Fidelity metrics (latent
 RMSE, decoded PSNR) say how close a few-step sampler lands to that trajectory's end; distribution metrics (toy
 attribute accuracy and Frechet distance, or CLIP score / FID with user weights) say whether the images are good
 even where they land elsewhere. Rows that do not depend on the student (reference and teacher baselines) can be
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 
 from lcm_exp.evaluate import samplers
+from lcm_exp.evaluate.baselines import baseline_methods
 from lcm_exp.evaluate.metrics import latent_rmse, psnr_db
 from lcm_exp.evaluate.runner import Runner, conditioning  # noqa: F401  (conditioning: part of this API)
 from lcm_exp.evaluate.settings import LOWER_IS_BETTER, METHODS, REFERENCE, EvalSettings
@@ -38,6 +40,7 @@ class EvalResult:
     files: dict[str, str] = field(default_factory=dict)
     grid_images: dict[tuple[str, int], torch.Tensor] = field(default_factory=dict, repr=False)
     latents: dict[tuple[str, int], torch.Tensor] = field(default_factory=dict, repr=False)  # final latents, CPU
+    schedule_kind: str = "ddpm"  # the teacher's (baselines.py; names the reference in the table)
 
     def value(self, metric: str, method: str, steps: int) -> float | None:
         for row in self.rows:
@@ -100,12 +103,12 @@ def build_sample_set(family, settings: EvalSettings, toy_world: dict | None) -> 
 
 
 @torch.no_grad()
-def decode01(vae, latents: torch.Tensor, batch: int = 64) -> torch.Tensor:
-    """Decoded images in [0, 1], float32 on CPU."""
+def decode01(family, latents: torch.Tensor, batch: int = 64) -> torch.Tensor:
+    """Decoded images in [0, 1], float32 on CPU, through the family's own decoding (SD3: its VAE's shift factor)."""
     out = []
     for i in range(0, latents.shape[0], batch):
-        z = latents[i : i + batch].to(vae.device, vae.dtype) / vae.config.scaling_factor
-        out.append((vae.decode(z).sample.float() / 2 + 0.5).clamp(0, 1).cpu())
+        images = family.decode(latents[i : i + batch].to(family.vae.device))
+        out.append((images.float() / 2 + 0.5).clamp(0, 1).cpu())
     return torch.cat(out)
 
 
@@ -168,10 +171,11 @@ def evaluate_student(
     out_dir: str | Path | None = None,
     title: str = "",
 ) -> EvalResult:
-    """Evaluate ``student`` (a UNet; with ``time_cond_proj_dim`` it embeds w, else it runs without guidance)
-    against the teacher of ``family``; writes the report files into ``out_dir`` when given.
+    """Evaluate ``student`` (the family's denoiser class; when it takes a w embedding, ``family.w_embedding_dim``,
+    it embeds w, else it runs without guidance) against the teacher of ``family``; writes the report files into
+    ``out_dir`` when given.
 
-    ``scheduler``: the student's exported inference scheduler (LCMScheduler, TCDScheduler, ...) and
+    ``scheduler``: the student's exported inference scheduler (LCMScheduler, TCDScheduler, FlowMatchLCMScheduler) and
     ``sampling_kwargs`` what every call passes to its ``step`` (the objective's: TCD's eta). ``teacher``: the
     teacher as the samplers run it (default: the family's network; a LoRA student's teacher is that network with
     its adapters disabled). ``undistilled``: the student before distillation (teacher weights + fresh cond_proj);
@@ -183,6 +187,9 @@ def evaluate_student(
     samples = build_sample_set(family, settings, toy_world)
     sampling = samplers.StudentSampling(scheduler, dict(sampling_kwargs or {}))
     runner = Runner(family, samples, settings, sampling, teacher or samplers.Denoiser(family, family.denoiser))
+    if not runner.teacher_methods() and set(settings.methods) & set(baseline_methods()):  # e.g. an older run config
+        notes.append(f"methods {settings.methods} name no baseline of this {runner.kind} teacher "
+                     f"({', '.join(runner.baselines)}): its few-step rows are skipped")  # fmt: skip
     scorers: list[_Scorer] = []
 
     def make_scorer(ref_latents: torch.Tensor) -> _Scorer:
@@ -220,7 +227,7 @@ def evaluate_student(
     order = [(REFERENCE, settings.reference_steps)]
     order += [(m, s) for m in METHODS if m in settings.methods for s in settings.steps if (m, s) in rows]
     rows = [rows[k] for k in order]
-    result = EvalResult(rows, settings, notes, timings, grid_images=grid, latents=latents)
+    result = EvalResult(rows, settings, notes, timings, grid_images=grid, latents=latents, schedule_kind=runner.kind)
     if out_dir is not None:
         from lcm_exp.evaluate.report import write_report
 
@@ -235,7 +242,7 @@ class _Scorer:
         from lcm_exp.evaluate.judges import ClipScoreJudge, FidJudge, ToyJudge
 
         self.family, self.settings, self.ref_latents, self.runner = family, settings, ref_latents, runner
-        self.ref_images = decode01(family.vae, ref_latents)
+        self.ref_images = decode01(family, ref_latents)
         self.judges = []
         if toy_world is not None and classifier is not None and samples.attributes is not None:
             toy = ToyJudge(classifier, samples.attributes, samples.real_images)
@@ -257,7 +264,7 @@ class _Scorer:
 
     def __call__(self, method: str, steps: int, z: torch.Tensor, label: str | None = None) -> tuple[dict, torch.Tensor]:
         is_ref = method == REFERENCE
-        images = self.ref_images if is_ref else decode01(self.family.vae, z)
+        images = self.ref_images if is_ref else decode01(self.family, z)
         row: dict[str, Any] = {
             "method": method,
             "label": self.runner.reference_label(steps) if is_ref else label or METHODS[method],

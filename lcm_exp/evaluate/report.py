@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 
+from lcm_exp.evaluate.baselines import REFERENCE as REFERENCE_SAMPLER
 from lcm_exp.evaluate.settings import METHODS, METRICS, REFERENCE
 
 _COLUMNS = [("latent_rmse", "latent RMSE", "{:.3f}"), ("psnr_db", "PSNR dB", "{:.1f}"),
@@ -31,7 +32,8 @@ def format_table(result) -> str:
             for line in lines]  # fmt: skip
     text.insert(1, "-" * len(text[0]))
     s = result.settings
-    head = (f"reference: teacher DDIM-{s.reference_steps} trailing, CFG w={s.w:g} (LCM convention; diffusers "
+    reference = REFERENCE_SAMPLER[result.schedule_kind].header.format(n=s.reference_steps)
+    head = (f"reference: {reference}, CFG w={s.w:g} (LCM convention; diffusers "
             f"guidance_scale={s.w + 1:g}); {s.num_samples} prompt/seed pairs, seed {s.seed}")  # fmt: skip
     return "\n".join([head, *text, *[f"note: {n}" for n in result.notes]])
 
@@ -72,10 +74,10 @@ def plot_metrics(result, path: Path, title: str = "") -> None:
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 4.2), squeeze=False)
     names = dict((k, label) for k, label, _ in _COLUMNS)
     for ax, metric in zip(axes[0], metrics, strict=True):
-        for method, label in METHODS.items():
-            pts = [(r["steps"], r[metric]) for r in result.rows if r["method"] == method and r.get(metric) is not None]
-            if pts:
-                ax.plot(*zip(*pts, strict=True), marker="o", label=label)
+        for method in METHODS:
+            rows = [r for r in result.rows if r["method"] == method and r.get(metric) is not None]
+            if rows:  # labelled as its rows are (a student's name its exported scheduler)
+                ax.plot(*zip(*[(r["steps"], r[metric]) for r in rows], strict=True), marker="o", label=rows[0]["label"])
         ref = [r.get(metric) for r in result.rows if r["method"] == REFERENCE]
         if ref and ref[0] is not None:
             ax.axhline(ref[0], color="black", linestyle="--", linewidth=1, label="reference")

@@ -12,8 +12,9 @@ from lcm_exp.evaluate.settings import REFERENCE, EvalSettings
 
 
 def teacher_scheduler_config(family) -> dict:
-    """The teacher's own scheduler_config.json (SD: PNDM with steps_offset 1, set_alpha_to_one false), so the
-    baselines are what ``DDIMScheduler.from_config(pipe.scheduler.config)`` gives a diffusers user."""
+    """The teacher's own scheduler_config.json (SD: PNDM with steps_offset 1, set_alpha_to_one false; SD3:
+    FlowMatchEulerDiscreteScheduler with its shift), so the baselines are what ``<Scheduler>.from_config(
+    pipe.scheduler.config)`` gives a diffusers user."""
     from lcm_exp.models.teacher_files import read_json
 
     return read_json(family.teacher, "scheduler_config.json", family.revision, subfolder="scheduler")
@@ -42,10 +43,10 @@ class Runner:
         return [m for m in self.baselines if m in self.settings.methods]
 
     def reference_label(self, steps: int) -> str:
-        return REFERENCE_BASELINE[self.kind][1].format(n=steps)
+        return REFERENCE_BASELINE[self.kind].label.format(n=steps)
 
     def _baseline(self, method: str):
-        return self.baselines[REFERENCE_BASELINE[self.kind][0] if method == REFERENCE else method]
+        return self.baselines[REFERENCE_BASELINE[self.kind].method if method == REFERENCE else method]
 
     def nfe(self, method: str, steps: int) -> int:
         """UNet evaluations per sample: guided teacher steps cost two (cond + uncond); the student embeds w."""

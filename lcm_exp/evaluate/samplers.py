@@ -1,10 +1,12 @@
 """The samplers being compared, each starting from the same initial noise and conditioning.
 
 The teacher's baselines and the student's exported scheduler (LCMScheduler, TCDScheduler with its gamma as eta,
-...) are diffusers' own schedulers, stepped with batched tensors exactly as their pipelines step them, so the
-numbers describe what a diffusers user gets. Each student scheduler may also have a deterministic variant: for
-LCMScheduler (fresh noise between steps) one written here that re-noises the consistency output with the model's
-own noise estimate (a DDIM-like step, keeping the trajectory of the first step); for TCDScheduler gamma = 0.
+FlowMatchLCMScheduler, ...) are diffusers' own schedulers, stepped with batched tensors exactly as their pipelines
+step them, at the schedulers' own timesteps (DDPM: integer positions; flow: float 1000 sigma), so the numbers
+describe what a diffusers user gets. Each student scheduler may also have a deterministic variant: for LCMScheduler
+and FlowMatchLCMScheduler (fresh noise between steps) one written here that re-noises the consistency output with
+the model's own noise estimate (a DDIM-like step, keeping the trajectory of the first step); for TCDScheduler
+gamma = 0.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from diffusers import LCMScheduler
+from diffusers import FlowMatchLCMScheduler, LCMScheduler
 
 from lcm_exp.conditioning import Conditioning
 from lcm_exp.objective import apply_cfg, guidance_embedding, predicted_x0_eps
@@ -27,7 +29,7 @@ class Denoiser:
     def __init__(self, family, network: torch.nn.Module, call: Callable | None = None):
         self.network, self.dtype = network, network.dtype
         self.call = call or family.denoiser_fn(network)
-        self.embedding_dim = getattr(network.config, "time_cond_proj_dim", None)  # a student that embeds w
+        self.embedding_dim = family.w_embedding_dim(network)  # a student that embeds w
         if call is not None:
             self.embedding_dim = None  # a replaced call is a teacher: it takes no w embedding
 
@@ -103,8 +105,29 @@ def lcm_deterministic_sample(
     raise ValueError("steps must be >= 1")
 
 
+@torch.no_grad()
+def flow_lcm_deterministic_sample(
+    net: Denoiser, scheduler: FlowMatchLCMScheduler, x: torch.Tensor, steps: int, cond: Conditioning, w: float,
+) -> torch.Tensor:  # fmt: skip
+    """FlowMatchLCMScheduler's sigmas and its x0 = x - sigma v, but x_next = (1 - s') x0 + s' eps_model with the
+    model's own noise estimate eps_model = x + (1 - sigma) v instead of fresh noise; the final step returns x0."""
+    scheduler.set_timesteps(steps, device=x.device)
+    w_emb = student_embedding(net, w, x.shape[0], x.device)
+    sigmas = scheduler.sigmas  # float32, the terminal 0 appended
+    for i, t in enumerate(scheduler.timesteps):
+        v = _call(net, x, t, cond, w_emb)
+        sigma, nxt = sigmas[i], sigmas[i + 1]
+        x0, eps = x - sigma * v, x + (1 - sigma) * v
+        x = (1 - nxt) * x0 + nxt * eps if i < steps - 1 else x0
+    return x
+
+
 def _lcm_deterministic(net, scheduler, x, steps, cond, w, noise_generators, **step_kwargs):
     return lcm_deterministic_sample(net, scheduler, x, steps, cond, w)
+
+
+def _flow_lcm_deterministic(net, scheduler, x, steps, cond, w, noise_generators, **step_kwargs):
+    return flow_lcm_deterministic_sample(net, scheduler, x, steps, cond, w)
 
 
 def _without_noise(net, scheduler, x, steps, cond, w, noise_generators, **step_kwargs):
@@ -115,6 +138,7 @@ def _without_noise(net, scheduler, x, steps, cond, w, noise_generators, **step_k
 DETERMINISTIC: dict[str, tuple[str, Callable[..., torch.Tensor]]] = {
     "LCMScheduler": ("deterministic (own noise estimate)", _lcm_deterministic),
     "TCDScheduler": ("TCDScheduler, gamma 0 (deterministic)", _without_noise),
+    "FlowMatchLCMScheduler": ("deterministic (own noise estimate)", _flow_lcm_deterministic),
 }
 
 

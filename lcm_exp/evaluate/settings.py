@@ -13,7 +13,8 @@ from typing import Optional
 from lcm_exp.evaluate.baselines import baseline_methods
 
 #: method key -> label printed in tables and plots (an LCD student's; a student's rows name the scheduler it
-#: exported, e.g. "student, TCDScheduler (gamma 0.3)"); "reference" is the teacher's many-step result
+#: exported, e.g. "student, TCDScheduler (gamma 0.3)"); "reference" is the teacher's many-step result. The teacher
+#: baselines are those of every schedule kind; an evaluation runs the ones of its teacher's kind.
 METHODS: dict[str, str] = {
     "student": "student, LCMScheduler",
     "student_det": "student, deterministic (own noise estimate)",
@@ -35,7 +36,7 @@ class EvalSettings:
 
     steps: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # the step counts every few-step method runs at
     w: float = 3.0  # LCM-paper guidance scale of the reference and of every guided method (guidance_scale = w + 1)
-    reference_steps: int = 50  # teacher DDIM, trailing spacing, CFG at w
+    reference_steps: int = 50  # teacher's reference sampler (DDIM trailing; flow: Euler), CFG at w
     num_samples: int = 128  # prompt/seed pairs (the toy world draws a random caption per sample)
     seed: int = 0  # prompts, initial noise, LCM re-noising and the undistilled student's cond_proj all derive from it
     batch_size: int = 128  # samples per sampler call (memory, not results)

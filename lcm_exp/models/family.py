@@ -143,6 +143,11 @@ class ModelFamily(ABC):
         """A float32 student of the teacher's architecture plus a w-embedding input of ``embedding_dim`` (LCD's
         full student), with the teacher's weights; ``init`` ("random" | "zero") initialises the new input."""
 
+    def w_embedding_dim(self, network: torch.nn.Module) -> int | None:
+        """The width of the w embedding ``network`` takes (a guided student's; ``denoiser_fn``'s w_emb), None for a
+        network without one. UNets record it as ``time_cond_proj_dim`` in their config."""
+        return getattr(network.config, "time_cond_proj_dim", None)
+
     def networks(self) -> list[torch.nn.Module]:
         """Every network the family holds (the teacher denoiser, the VAE, the text encoders): attention kernels and
         placement apply to all of them."""

@@ -67,6 +67,10 @@ class SD3Family(ModelFamily):
 
         return make_guided_transformer(teacher, embedding_dim, init)
 
+    def w_embedding_dim(self, network: torch.nn.Module) -> int | None:
+        """The guided student's ``guidance_embedding_dim`` (GuidedSD3Transformer2DModel); None for a plain one."""
+        return getattr(network.config, "guidance_embedding_dim", None)
+
     # ------------------------------------------------------------------ text
 
     def _encode_prompts(self, captions: list[str]) -> Conditioning:

@@ -38,3 +38,25 @@ def test_table_and_exit_code(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| student beats undistilled on latent_rmse at 1 step | 0.5 vs 0.8 | 0.9 vs 0.8 | NO |" in out
     assert "(stretch)" in claims_table({"x": _rows(0.5)})
+
+
+def test_flow_runs_are_held_to_the_euler_claims(tmp_path, capsys):
+    """Rows with Euler baselines are a flow teacher's: the must-hold claims compare with Euler + CFG (issue 16),
+    the DDIM claims are not asked for."""
+    from lcm_exp.evaluate.claims import CLAIMS, claims_for
+
+    flow = [{**r, "method": "euler_cfg"} if r["method"] == "ddim_trailing" else r for r in _rows(0.5)]
+    must_hold, stretch = claims_for({"x": flow})
+    assert must_hold is CLAIMS["flow"][0] and {c.baseline for c in must_hold} == {"euler_cfg", "undistilled"}
+    assert {(c.metric, c.steps) for c in must_hold} == {(m, s) for m in ("latent_rmse", "psnr_db") for s in (1, 2)}
+    assert all(not c.must_hold for c in stretch)
+    assert claims_for({"x": _rows(0.5)})[0] is MUST_HOLD
+    (tmp_path / "flow" / "eval").mkdir(parents=True)
+    with open(tmp_path / "flow" / "eval" / "results.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["method", "steps", "latent_rmse", "psnr_db", "attr_acc", "fd"])
+        writer.writeheader()
+        writer.writerows([{**r, "attr_acc": "0.1"} if r["method"] == "student" else r for r in flow])
+    assert main([str(tmp_path / "flow")]) == 0  # attribute accuracy below Euler's is a stretch for flow teachers
+    out = capsys.readouterr().out
+    assert "| student beats euler_cfg on latent_rmse at 1 step | 0.5 vs 1 | yes |" in out
+    assert "ddim_trailing" not in out
