@@ -65,6 +65,9 @@ def run(args) -> list:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from lcm_exp.runlog.logs import quiet_third_party
+
+    quiet_third_party()  # the console is ours: diffusers' empty-list dtype notes and the like are dropped
     args = parse_args(argv)
     results = run(args)
     print(args.out.read_text())

@@ -129,6 +129,7 @@ def validate_config(cfg: DictConfig) -> None:
     _check_objective(cfg, missing, problems)
     if cfg.launcher.name == "accelerate":
         _check_rules(cfg, "launcher.", _ACCELERATE_RULES, missing, problems)
+        problems += accelerate_config_problems(cfg.launcher.config_file)
     if cfg.loss.name in LOSSES:
         _check_rules(cfg, "loss.", _LOSS_RULES[cfg.loss.name], missing, problems)
 
@@ -151,6 +152,32 @@ def _check_objective(cfg: DictConfig, missing: list[str], problems: list[str]) -
     if objective.name == "pcm" and isinstance(k, int) and k >= 1 and n % k:
         problems.append(f"objective.phases={k} must divide objective.num_ddim_timesteps={n}: the exported TCDScheduler "
                         f"lands on the phase edges only then (e.g. num_ddim_timesteps={k * max(1, n // k)})")
+
+
+#: accelerate distributed types the loop runs: each rank holds whole networks (the LoRA teacher pass and the EMA read
+#: the student's own weights, which FSDP and DeepSpeed ZeRO-3 replace by shards: docs/sd3_memory.md)
+_RUNNABLE_DISTRIBUTED = {"NO", "MULTI_GPU", "MULTI_CPU", "MULTI_XPU", "MULTI_NPU", "MULTI_MLU", "MULTI_HPU"}
+
+
+def accelerate_config_problems(path) -> list[str]:
+    """launcher.config_file must exist, be YAML, and select a distributed type this loop runs (not FSDP or
+    DeepSpeed yet): refused before anything starts, not a crash or silent misuse of sharded weights later."""
+    if not path:
+        return []
+    import yaml
+
+    file = Path(str(path)).expanduser()
+    if not file.is_file():
+        return [f"launcher.config_file={path}: no such file"]
+    try:
+        data = yaml.safe_load(file.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        return [f"launcher.config_file={path}: not a YAML accelerate config ({str(err).splitlines()[0]})"]
+    kind = str(data.get("distributed_type", "NO")).upper() if isinstance(data, dict) else "?"
+    if kind not in _RUNNABLE_DISTRIBUTED:
+        return [f"launcher.config_file={path}: distributed_type {kind} is not supported by this loop yet (it runs "
+                f"whole networks per rank: {', '.join(sorted(_RUNNABLE_DISTRIBUTED))}); see docs/sd3_memory.md"]
+    return []
 
 
 def guidance_problems(w_min: float, w_max: float, prefix: str = "guidance.") -> list[str]:

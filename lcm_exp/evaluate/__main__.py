@@ -34,6 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from lcm_exp.runlog.logs import quiet_third_party
+
+    quiet_third_party()  # the console is ours: diffusers' empty-list dtype notes and the like are dropped
     from pathlib import Path
 
     import yaml

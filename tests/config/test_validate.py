@@ -107,3 +107,27 @@ def test_launcher_exits_nonzero_in_seconds(override, tmp_path):
     assert out.returncode != 0
     assert override.split("=")[0] in out.stderr
     assert time.perf_counter() - start < 20
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("distributed_type: FSDP\nfsdp_config: {fsdp_sharding_strategy: FULL_SHARD}\n", "distributed_type FSDP is not supported"),
+        ("distributed_type: DEEPSPEED\n", "distributed_type DEEPSPEED is not supported"),
+        ("distributed_type: [unclosed\n", "not a YAML accelerate config"),
+        (None, "no such file"),
+    ],
+)
+def test_an_accelerate_config_the_loop_cannot_run_is_refused_naming_the_key(tmp_path, text, message):
+    """FSDP and DeepSpeed shard the student's weights, which the LoRA teacher pass and the EMA read directly: refused
+    at validation (the shipped FSDP plan file too), not a crash on the GPUs; a DDP config passes."""
+    path = tmp_path / "accelerate.yaml"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(ConfigError, match=f"launcher.config_file={path}: {message}"):
+        validate_config(compose_config(["launcher=accelerate", f"launcher.config_file={path}"]))
+    path.write_text("distributed_type: MULTI_GPU\nnum_processes: 8\n")
+    validate_config(compose_config(["launcher=accelerate", f"launcher.config_file={path}"]))
+    shipped = CONF.parent / "docs" / "accelerate" / "sd3_fsdp.yaml"
+    with pytest.raises(ConfigError, match="FSDP is not supported"):
+        validate_config(compose_config(["launcher=accelerate", f"launcher.config_file={shipped}"]))
