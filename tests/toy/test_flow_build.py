@@ -113,14 +113,16 @@ def test_training_noises_on_the_flow_path_at_timestep_1000_sigma_and_targets_eps
 
 
 @pytest.mark.slow
-def test_toy_sd3_distills_exports_and_the_evaluation_script_runs(tiny_flow_teacher, cache_dir, tmp_path):
+def test_toy_sd3_distills_exports_evaluates_and_its_claims_read(tiny_flow_teacher, cache_dir, tmp_path):
+    """The README's flow commands on a 2-step budget: experiment=toy_sd3 ends with its Euler table (evaluation.at_end
+    is the preset's), and the claims CLI reads it with the flow teacher's claims."""
     run_dir = tmp_path / "run"
     launch(run_dir, cache_dir, "experiment=toy_sd3", f"model.teacher={tiny_flow_teacher}", "trainer.max_train_steps=2",
-           "trainer.checkpointing_steps=2", "validation.at_end=false")  # fmt: skip
+           "trainer.checkpointing_steps=2", "validation.at_end=false", "evaluation.num_samples=4",
+           "evaluation.reference_steps=4", "evaluation.batch_size=4")  # fmt: skip
     assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
-    out = subprocess.run([sys.executable, "scripts/toy_flow_eval.py", str(run_dir), "--num-samples", "4",
-                          "--out", str(tmp_path / "table.md")], cwd=ROOT, capture_output=True, text=True,
-                         timeout=900)  # fmt: skip
+    assert (run_dir / "eval" / "table.txt").read_text().startswith("reference: teacher Euler-4")
+    out = subprocess.run([sys.executable, "-m", "lcm_exp.evaluate.claims", str(run_dir)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
     assert out.returncode in (0, 1), out.stderr[-3000:]  # 1: an untrained teacher may fail a comparison
-    table = (tmp_path / "table.md").read_text()
-    assert "teacher Euler + CFG (fair baseline) | 1 | 2 |" in table and "student beats euler_cfg" in table
+    assert "student beats euler_cfg on latent_rmse at 1 step" in out.stdout and "ddim" not in out.stdout
