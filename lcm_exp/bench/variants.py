@@ -2,7 +2,8 @@
 
 A variant is ``base`` or ``base+modifier+...``:
   bases      default    the run exactly as ``launch.py`` composes it (perf defaults, data.cache as configured)
-             parity     conf/perf/reference_parity.yaml, VAE and text encoders on every step (data from images)
+             parity     perf=reference_parity (conf/perf/reference_parity.yaml: data.cache=never too), VAE and
+                        text encoders on every step (data from images)
              optimised  conf/perf/default.yaml, data from the latent cache
   modifiers  <switch>      that switch at its optimised value (e.g. parity+ema_foreach)
              ref:<switch>  that switch at its reference value (e.g. optimised+ref:channels_last)
@@ -36,7 +37,9 @@ class Variant:
 
 
 def _perf_file(name: str) -> dict:
-    return yaml.safe_load((Path(CONF) / "perf" / f"{name}.yaml").read_text()) or {}
+    """The perf switches a conf/perf/ option sets (reference_parity is a global package: its ``perf:`` block)."""
+    raw = yaml.safe_load((Path(CONF) / "perf" / f"{name}.yaml").read_text()) or {}
+    return raw.get("perf", raw)
 
 
 def switch_values() -> dict[str, tuple[object, object]]:
@@ -67,6 +70,8 @@ def parse_variant(name: str) -> Variant:
         raise ValueError(f"variant {name!r}: base must be default, parity or optimised, got {base!r}")
     pick = 0 if base == "parity" else 1
     overrides = [] if base == "default" else [_override(k, v[pick]) for k, v in values.items()]
+    if base == "parity":  # the preset itself too: it also turns the shared latent cache off, as the scripts have none
+        overrides.insert(0, "perf=reference_parity")
     for mod in mods:
         if "=" in mod:
             overrides.append(mod)

@@ -45,6 +45,19 @@ def test_auto_caches_repeated_deterministic_local_data_only(cache_dir):
     assert not stream.use and "not local" in stream.reason
 
 
+def test_reference_parity_runs_without_the_cache_like_the_scripts(cache_dir):
+    """perf=reference_parity is the scripts' step as it runs: they encode every sample on every step, so the preset
+    turns the shared cache off even where the data repeats (and the bench's parity variant is that preset)."""
+    from lcm_exp.bench.variants import parse_variant
+
+    repeats = [*CENTER, "trainer.max_train_steps=200"]
+    assert plan_cache(_cfg(cache_dir, *repeats), 1).use
+    parity = _cfg(cache_dir, *repeats, "perf=reference_parity")
+    assert not plan_cache(parity, 1).use and parity.perf.frozen_dtype == "fp32"
+    assert not plan_cache(_cfg(cache_dir, *repeats, *parse_variant("parity").overrides), 1).use
+    assert plan_cache(_cfg(cache_dir, *repeats, "perf=reference_parity", "data.cache=auto"), 1).use  # a user's choice
+
+
 SCRIPT = textwrap.dedent("""
     import logging, sys
     logging.basicConfig(level=logging.INFO, format="%(message)s")
