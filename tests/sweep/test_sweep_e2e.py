@@ -1,6 +1,7 @@
 """Issue 5 item 8, end to end on the tiny teacher: python launch.py -m ... as a user runs it.
 
-One 4-job guidance-pair sweep with a job that fails (w_min=-1, a bad value), then reruns of the same command:
+One 4-job guidance-pair sweep with a job that fails at run time (w = 1e38 overflows the guided teacher output, so
+the loss is non-finite and trainer.max_consecutive_nonfinite=1 stops it), then reruns of the same command:
 completed jobs are skipped, an interrupted one resumes, stop_on_failure stops, a wrong objective name is
 explained; and a run dir re-runs from its record with the identical loss sequence.
 """
@@ -25,9 +26,10 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["trainer.max_train_steps=3", "trainer.batch_size=2", "trainer.log_every_n_steps=1",
-        "trainer.checkpointing_steps=2", "validation.at_end=false", "export.enabled=false"]  # fmt: skip
-PAIRS = "hydra.sweeper.guidance_pairs=[[2,3],[-1,3],[2,6],[5,6]]"  # -1 passes the pair rule, fails validation
-FAILED = "guidance.w_min=-1,guidance.w_max=3"
+        "trainer.checkpointing_steps=2", "validation.at_end=false", "export.enabled=false",
+        "trainer.max_consecutive_nonfinite=1"]  # fmt: skip
+PAIRS = "hydra.sweeper.guidance_pairs=[[2,3],[1e38,1e38],[2,6],[5,6]]"  # valid, but fails at its first step
+FAILED = "guidance.w_min=1e+38,guidance.w_max=1e+38"
 COMPLETED = [f"guidance.w_min={a},guidance.w_max={b}" for a, b in [(2, 3), (2, 6), (5, 6)]]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
 
@@ -73,10 +75,10 @@ def test_four_jobs_one_failed_summary_and_plots(first):
 
     failed = sweep_dir / FAILED
     record = _record(failed)
-    assert record["status"] == "failed" and "guidance.w_min=-1.0: must be >= 0" in record["error"]["message"]
-    assert "Traceback" in record["error"]["traceback"] and "validate_config" in record["error"]["traceback"]
+    assert record["status"] == "failed" and "non-finite steps in a row" in record["error"]["message"]
+    assert "Traceback" in record["error"]["traceback"] and "NonFiniteLoss" in record["error"]["traceback"]
     log = (failed / "launch.log").read_text()
-    assert "job failed" in log and "Traceback" in log and "must be >= 0" in log
+    assert "job failed" in log and "Traceback" in log and "non-finite steps in a row" in log
 
 
 def test_job_seeds_derive_from_the_sweep_seed_and_overrides(first):
