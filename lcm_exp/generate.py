@@ -202,7 +202,8 @@ def load_pipeline(student: Student, *, device: str = "cpu", dtype: torch.dtype =
 @torch.no_grad()
 def generate_images(pipe, prompts: Sequence[str], seeds: Sequence[int], *, steps: int, guidance_scale: float,
                     height: int | None = None, width: int | None = None,
-                    call_kwargs: dict | None = None, sampling: dict | None = None) -> list[list[Image.Image]]:  # fmt: skip
+                    call_kwargs: dict | None = None,
+                    sampling: dict | None = None) -> list[list[Image.Image]]:  # fmt: skip
     """images[prompt][seed]; each image from its own CPU-seeded generator, so it does not depend on the device or on
     which other prompts and seeds are in the call. ``sampling``: extra pipeline arguments of the objective (eta)."""
     from lcm_exp.models.family import guidance_call_kwargs

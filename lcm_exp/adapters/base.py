@@ -27,6 +27,9 @@ class AdapterOptions:
     gradient_checkpointing: bool = False
 
 
+DEFAULT_OPTIONS = AdapterOptions()  # frozen: one shared default is safe
+
+
 class StudentAdapter(ABC):
     #: model-card and generate defaults: diffusers ``guidance_scale`` (= w + 1) recommended at inference
     recommended_guidance_scale: float

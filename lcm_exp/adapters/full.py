@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from lcm_exp.adapters.base import AdapterOptions, StudentAdapter
+from lcm_exp.adapters.base import DEFAULT_OPTIONS, AdapterOptions, StudentAdapter
 from lcm_exp.adapters.ema import EMA, ComputeDtypeCopy
 from lcm_exp.models.family import guidance_call_kwargs
 from lcm_exp.objective import DistillModels
@@ -19,7 +19,7 @@ class FullAdapter(StudentAdapter):
     guidance_note = ("The student embeds w itself (`time_cond_proj_dim`), so the pipeline runs no separate CFG "
                      "pass; any guidance_scale with w = guidance_scale - 1 inside the trained range works.")
 
-    def __init__(self, cfg, family, options: AdapterOptions = AdapterOptions()):
+    def __init__(self, cfg, family, options: AdapterOptions = DEFAULT_OPTIONS):
         self.cfg, self.component = cfg, family.denoiser_component
         self.teacher = family.denoiser
         self._call = family.denoiser_fn

@@ -25,7 +25,7 @@ from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict
 from safetensors.torch import load_file, save_file
 
-from lcm_exp.adapters.base import AdapterOptions, StudentAdapter
+from lcm_exp.adapters.base import DEFAULT_OPTIONS, AdapterOptions, StudentAdapter
 from lcm_exp.adapters.ema import EMA
 from lcm_exp.objective import DistillModels
 
@@ -123,7 +123,7 @@ class LoraAdapter(StudentAdapter):
 
     target_is_student = True
 
-    def __init__(self, cfg, family, options: AdapterOptions = AdapterOptions()):
+    def __init__(self, cfg, family, options: AdapterOptions = DEFAULT_OPTIONS):
         self.cfg, self.component = cfg, family.denoiser_component
         self._call = family.denoiser_fn
         if next(family.denoiser.parameters()).dtype == options.compute_dtype:
@@ -248,4 +248,4 @@ pipe = {pipeline}.from_pretrained("{teacher}")
 pipe.load_lora_weights(model_id){attach}
 pipe.scheduler = {scheduler}.from_pretrained(model_id, subfolder="scheduler")
 pipe = pipe.to("cuda" if torch.cuda.is_available() else "cpu")
-image = pipe("a photo of a cat", num_inference_steps={self.recommended_steps}, guidance_scale={self.recommended_guidance_scale}{call_kwargs}).images[0]"""
+image = pipe("a photo of a cat", num_inference_steps={self.recommended_steps}, guidance_scale={self.recommended_guidance_scale}{call_kwargs}).images[0]"""  # noqa: E501  (the user's snippet, one line)

@@ -101,7 +101,8 @@ class Report:
         """MFU against the measured peak, and the step ratio of each variant to the section's first."""
         if not results:
             return []
-        first, lines = results[0], ["| variant | MFU (measured peak) | samples/s vs first | peak GiB |", "|---|---:|---:|---:|"]
+        first = results[0]
+        lines = ["| variant | MFU (measured peak) | samples/s vs first | peak GiB |", "|---|---:|---:|---:|"]
         for r in results:
             mfu = r["tflops"] / self.bf16_peak_tflops if r.get("tflops") and self.bf16_peak_tflops else None
             ratio = r["samples_per_s"] / first["samples_per_s"] if first["samples_per_s"] else None

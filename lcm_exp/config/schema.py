@@ -68,7 +68,7 @@ class ModelConfig:
 @dataclass
 class SDXLModelConfig(ModelConfig):
     uncond: str = choice("zeros", UNCOND_MODES)  # the reference SDXL scripts use zero prompt and pooled embeddings
-    fixed_crop_and_size: bool = False  # time_ids with original = target and crop = 0 (reference --use_fix_crop_and_size)
+    fixed_crop_and_size: bool = False  # time_ids: original = target, crop = 0 (reference --use_fix_crop_and_size)
 
 
 @dataclass
@@ -353,7 +353,7 @@ class PerfConfig:
     solver_dtype: str = choice("fp32", SOLVER_DTYPES)  # the DDIM-step table (reference: fp64, promotes z_prev)
     host_side_sampling: bool = False  # w and its embedding made on the CPU and copied (reference)
     sync_every_step: bool = False  # read the loss back to the host every step (reference); else at log intervals
-    fused_optimizer: bool = True  # fused AdamW where torch has the kernel (CUDA, CPU); false: torch's default (reference)
+    fused_optimizer: bool = True  # fused AdamW where torch has the kernel (CUDA, CPU); false: torch's default (ref.)
     channels_last: bool = False  # UNets in channels_last memory format (opt-in: a GPU win, none measured on CPU)
     compile: bool = False  # torch.compile the UNets (minutes of warm-up; pays off on long GPU runs)
     cudnn_benchmark: bool = True  # cuDNN picks the fastest kernel per conv shape (training shapes are fixed; CUDA)

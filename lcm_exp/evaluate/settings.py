@@ -104,14 +104,16 @@ class EvalSettings:
         metric, method, steps = self.parse_objective()
         problems = []
         if method not in self.methods:
-            problems.append(f"evaluation.objective={self.objective!r}: method {method!r} is not in methods {self.methods}")
+            problems.append(f"evaluation.objective={self.objective!r}: method {method!r} is not in methods "
+                            f"{self.methods}")
         missing = sorted(set(steps) - set(self.steps))
         if missing:
             problems.append(f"evaluation.objective={self.objective!r}: steps {missing} are not in steps {self.steps}")
         needs = {"attr_acc": (toy_teacher, "a toy-world teacher (its classifier)"),
                  "fd": (toy_teacher, "a toy-world teacher (its classifier)"),
                  "clip_score": (self.clip_model is not None, "evaluation.clip_model (a local CLIPModel folder)"),
-                 "fid": (self.fid_model is not None, "evaluation.fid_model (a local TorchScript extractor)")}  # fmt: skip
+                 "fid": (self.fid_model is not None,
+                         "evaluation.fid_model (a local TorchScript extractor)")}  # fmt: skip
         available, what = needs.get(metric, (True, ""))
         if available is False:
             problems.append(f"evaluation.objective={self.objective!r}: metric {metric!r} needs {what}")

@@ -66,7 +66,8 @@ class GuidedSD3Transformer2DModel(SD3Transformer2DModel):
         self.time_text_embed.guidance_emb = guidance_emb
         try:
             return super().forward(hidden_states, encoder_hidden_states, pooled_projections, timestep,
-                                   block_controlnet_hidden_states, kwargs or None, return_dict, skip_layers)  # fmt: skip
+                                   block_controlnet_hidden_states, kwargs or None, return_dict,
+                                   skip_layers)  # fmt: skip
         finally:
             self.time_text_embed.guidance_emb = None
 

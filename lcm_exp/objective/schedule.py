@@ -2,8 +2,8 @@
 
 Every consistency objective (LCD, TCD, PCM) and the teacher's solver read only this table, so they run unchanged on
 any family whose schedule fits it:
-- DDPM-trained UNets (Stable Diffusion 1.x, 2.x, XL): alpha = sqrt(alpha_bar[t]), sigma = sqrt(1 - alpha_bar[t]); the network's
-  timestep is the position t itself; LCD's boundary scalings are LCMScheduler's.
+- DDPM-trained UNets (Stable Diffusion 1.x, 2.x, XL): alpha = sqrt(alpha_bar[t]), sigma = sqrt(1 - alpha_bar[t]);
+  the network's timestep is the position t itself; LCD's boundary scalings are LCMScheduler's.
 - flow-matching transformers (SD3-class) add their own subclass (alpha = 1 - sigma, timestep 1000 * sigma).
 The DDIM jump a_u * x0 + s_u * eps is then the teacher's ODE step on either kind (for flows it is the Euler step).
 """

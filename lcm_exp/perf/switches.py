@@ -43,4 +43,5 @@ def reference_autocast(models: DistillModels, device_type: str, target_too: bool
 
         return call
 
-    return replace(models, teacher=wrapped(models.teacher), target=wrapped(models.target) if target_too else models.target)
+    target = wrapped(models.target) if target_too else models.target
+    return replace(models, teacher=wrapped(models.teacher), target=target)

@@ -12,7 +12,8 @@ class MetricsFile:
     def __init__(self, run_dir: Path, start_step: int = 0):
         self.path = Path(run_dir) / METRICS
         if self.path.exists() and start_step > 0:  # resume: drop lines past the checkpoint, they will be redone
-            kept = [ln for ln in self.path.read_text().splitlines() if ln and json.loads(ln).get("step", 0) <= start_step]
+            lines = self.path.read_text().splitlines()
+            kept = [ln for ln in lines if ln and json.loads(ln).get("step", 0) <= start_step]
             self.path.write_text("".join(ln + "\n" for ln in kept))
         elif self.path.exists():
             self.path.unlink()

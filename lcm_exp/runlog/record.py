@@ -69,7 +69,8 @@ def git_state(repo: Path = PROJECT_ROOT) -> dict[str, Any]:
 def hardware() -> dict[str, Any]:
     import torch
 
-    info: dict[str, Any] = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch_cuda": torch.version.cuda}
+    info: dict[str, Any] = {"platform": platform.platform(), "cpu_count": os.cpu_count(),
+                            "torch_cuda": torch.version.cuda}
     if torch.cuda.is_available():
         info["devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     else:

@@ -7,7 +7,6 @@ import dataclasses
 import torch
 
 from lcm_exp.config import choices
-
 from lcm_exp.objective import LCD, ConsistencyObjective, DDIMSolver, ObjectiveSpec, build_loss
 from lcm_exp.objective.losses import LossFn
 from lcm_exp.objective.pcm import PCM
@@ -55,4 +54,5 @@ def objective_spec(cfg) -> ObjectiveSpec:
 def inference_scheduler(cfg, family):
     """The diffusers scheduler that samples this run's student: the objective's, on the teacher's schedule kind."""
     objective = objective_from_config(cfg.objective)
-    return objective.inference_scheduler(family.schedule.kind, family.scheduler_config, cfg.objective.num_ddim_timesteps)
+    steps = cfg.objective.num_ddim_timesteps
+    return objective.inference_scheduler(family.schedule.kind, family.scheduler_config, steps)

@@ -20,10 +20,10 @@ from tqdm.auto import tqdm
 from lcm_exp.runlog.metrics import MetricsFile
 from lcm_exp.runlog.trackers import close_trackers, init_trackers
 from lcm_exp.train.build import Run
-from lcm_exp.train.hooks import HookFactory
 from lcm_exp.train.checkpoint import save_checkpoint
 from lcm_exp.train.components import inference_scheduler
 from lcm_exp.train.export import export_model
+from lcm_exp.train.hooks import HookFactory
 from lcm_exp.train.preemption import Preempted
 from lcm_exp.train.skip_monitor import SkipMonitor
 from lcm_exp.train.step import StepResult, all_ranks

@@ -44,7 +44,8 @@ class Validator:
         self.scheduler = scheduler
 
     def guidance_scale(self) -> float:
-        return self.cfg.guidance_scale if self.cfg.guidance_scale is not None else self.adapter.recommended_guidance_scale
+        chosen = self.cfg.guidance_scale
+        return chosen if chosen is not None else self.adapter.recommended_guidance_scale
 
     @torch.no_grad()
     def run(self, step: int) -> Path:

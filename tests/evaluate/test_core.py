@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from lcm_exp.config.schema import FullAdapterConfig, LoraAdapterConfig
+from lcm_exp.evaluate.baselines import baselines_for
 from lcm_exp.evaluate.core import evaluate_student
 from lcm_exp.evaluate.run import make_undistilled, toy_judge
-from lcm_exp.evaluate.baselines import baselines_for
 from lcm_exp.evaluate.settings import METHODS, EvalSettings
 
 SETTINGS = dict(steps=[1, 2], num_samples=6, reference_steps=4, batch_size=4, grid_samples=3)
