@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,33 +73,40 @@ def ensure_toy_teacher(
 ) -> Path:
     """The toy teacher folder for (seed, recipe) under ``cache_dir``, built first if missing (minutes on CPU)."""
     target = toy_teacher_dir(cache_dir, seed, recipe, device)
-    if (target / MARKER).is_file():
+    return build_once(target, MARKER, "toy teacher", seed, recipe.digest(),
+                      lambda tmp: build_toy_teacher(tmp, seed, recipe, device))
+
+
+def build_once(target: Path, marker: str, what: str, seed: int, digest: str, build: Callable[[Path], Any]) -> Path:
+    """``target`` once it holds ``marker``; else ``build`` into a temporary sibling, mark it complete and rename it
+    into place, so a killed build leaves nothing a later run would take for a finished one (two concurrent builds:
+    the second rename fails and the first one's result is used)."""
+    if (target / marker).is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     tmp.chmod(0o755)
     try:
-        log.info("building the toy teacher (seed %d) in %s: a few minutes on CPU, once", seed, target)
-        build_toy_teacher(tmp, seed, recipe, device)
-        (tmp / MARKER).write_text(f"seed={seed} recipe={recipe.digest()}\n")
+        log.info("building the %s (seed %d) in %s: a few minutes on CPU, once", what, seed, target)
+        build(tmp)
+        (tmp / marker).write_text(f"seed={seed} recipe={digest}\n")
         try:
             os.rename(tmp, target)
         except OSError as err:
-            if not (target / MARKER).is_file():
-                raise FileExistsError(
-                    f"{target} exists but is not a complete toy teacher (no {MARKER}): delete it"
-                ) from err
+            if not (target / marker).is_file():
+                raise FileExistsError(f"{target} exists but is not a complete {what} (no {marker}): delete it") from err
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
-def _generator(seed: int, stream: int) -> torch.Generator:
+def seed_stream(seed: int, stream: int) -> torch.Generator:
     """Independent streams per build stage, so changing one stage's budget leaves the others' draws alone."""
     return torch.Generator().manual_seed(seed * 1_000_003 + stream)
 
 
-def _seeded_init(build, seed: int, stream: int):
+def seeded_init(build, seed: int, stream: int):
+    """``build()`` under the global RNG seeded for ``stream`` (module inits draw from it), the caller's RNG restored."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed * 1_000_003 + stream)
         return build()
@@ -130,31 +138,31 @@ def build_toy_teacher(
     data = make_images(recipe.train_images, seed * 1_000_003 + 1)
     heldout = make_images(recipe.heldout_images, seed * 1_000_003 + 2)
 
-    vae = _seeded_init(build_vae, seed, 10).to(device)
+    vae = seeded_init(build_vae, seed, 10).to(device)
     with phase_progress("toy build 1/3: VAE", recipe.vae_steps, "lcm_exp.toy.vae"):
-        train_vae(vae, data.pixels, recipe.vae_steps, recipe.vae_batch, recipe.vae_lr, _generator(seed, 11))
+        train_vae(vae, data.pixels, recipe.vae_steps, recipe.vae_batch, recipe.vae_lr, seed_stream(seed, 11))
     means = latent_means(vae, data.pixels)
     vae.register_to_config(scaling_factor=float(1.0 / means.std()))
     vae_psnr = reconstruction_psnr(vae, heldout.pixels)
     lap("vae")
 
-    classifier = _seeded_init(AttributeClassifier, seed, 20).to(device)
+    classifier = seeded_init(AttributeClassifier, seed, 20).to(device)
     with phase_progress("toy build 2/3: classifier", recipe.classifier_steps):
         train_classifier(classifier, data.pixels, data.attributes, recipe.classifier_steps, recipe.classifier_batch,
-                         recipe.classifier_lr, _generator(seed, 21))  # fmt: skip
+                         recipe.classifier_lr, seed_stream(seed, 21))  # fmt: skip
     predicted, _ = classifier.predict(heldout.pixels)
     classifier_acc = attribute_accuracy(predicted, heldout.attributes)
     lap("classifier")
 
     tokenizer = build_tokenizer()
-    text_encoder = build_text_encoder(tokenizer, _generator(seed, 30))
+    text_encoder = build_text_encoder(tokenizer, seed_stream(seed, 30))
     prompt_embeds = encode(tokenizer, text_encoder, ["", *[caption(a) for a in all_attributes()]])
-    unet = _seeded_init(build_unet, seed, 40).to(device)
+    unet = seeded_init(build_unet, seed, 40).to(device)
     with phase_progress("toy build 3/3: teacher", recipe.teacher_steps, "lcm_exp.toy.teacher"):
         train_teacher(
             unet, means * vae.config.scaling_factor, prompt_embeds, combination_index(data.attributes) + 1,
             steps=recipe.teacher_steps, batch=recipe.teacher_batch, lr=recipe.teacher_lr,
-            caption_dropout=recipe.caption_dropout, ema_decay=recipe.ema_decay, generator=_generator(seed, 41),
+            caption_dropout=recipe.caption_dropout, ema_decay=recipe.ema_decay, generator=seed_stream(seed, 41),
         )  # fmt: skip
     lap("teacher")
 

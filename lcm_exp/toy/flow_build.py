@@ -23,7 +23,16 @@ from typing import Any
 
 import torch
 
-from lcm_exp.toy.build import CLASSIFIER_DIR, DEFAULT_RECIPE, WORLD_FILE, ToyRecipe, ensure_toy_teacher
+from lcm_exp.toy.build import (
+    CLASSIFIER_DIR,
+    DEFAULT_RECIPE,
+    WORLD_FILE,
+    ToyRecipe,
+    build_once,
+    ensure_toy_teacher,
+    seed_stream,
+    seeded_init,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +68,9 @@ def ensure_toy_sd3_teacher(cache_dir: str | Path, seed: int = 0, recipe: ToyFlow
     if (target / MARKER).is_file():
         return target
     base = ensure_toy_teacher(cache_dir, seed, recipe.world)
+    return build_once(target, MARKER, "toy flow teacher", seed, recipe.digest(),
+                      lambda tmp: build_toy_sd3_teacher(tmp, base, seed, recipe))
+    base = ensure_toy_teacher(cache_dir, seed, recipe.world)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     tmp.chmod(0o755)
     try:
@@ -73,10 +85,6 @@ def ensure_toy_sd3_teacher(cache_dir: str | Path, seed: int = 0, recipe: ToyFlow
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
-
-
-def _generator(seed: int, stream: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed * 1_000_003 + stream)
 
 
 def build_toy_sd3_teacher(folder: str | Path, base: Path, seed: int = 0,
@@ -94,14 +102,13 @@ def build_toy_sd3_teacher(folder: str | Path, base: Path, seed: int = 0,
     folder, started = Path(folder), time.perf_counter()
     vae = AutoencoderKL.from_pretrained(base / "vae")
     tokenizer = CLIPTokenizer.from_pretrained(base / "tokenizer")
-    clip_l = with_projection(CLIPTextModel.from_pretrained(base / "text_encoder"), _generator(seed, 50))
-    clip_g = with_projection(build_text_encoder(tokenizer, _generator(seed, 51)), _generator(seed, 52))
+    clip_l = with_projection(CLIPTextModel.from_pretrained(base / "text_encoder"), seed_stream(seed, 50))
+    clip_g = with_projection(build_text_encoder(tokenizer, seed_stream(seed, 51)), seed_stream(seed, 52))
     t5_tokenizer = build_t5_tokenizer_for_world()
-    t5 = build_t5(t5_tokenizer, _generator(seed, 53))
+    t5 = build_t5(t5_tokenizer, seed_stream(seed, 53))
     pooled_dim = clip_l.config.projection_dim + clip_g.config.projection_dim
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed * 1_000_003 + 54)
-        transformer = build_transformer(t5.config.d_model, pooled_dim, vae.config.latent_channels)
+    transformer = seeded_init(lambda: build_transformer(t5.config.d_model, pooled_dim, vae.config.latent_channels),
+                              seed, 54)
     pipe = StableDiffusion3Pipeline(
         transformer=transformer, scheduler=flow_scheduler(), vae=vae, text_encoder=clip_l, tokenizer=tokenizer,
         text_encoder_2=clip_g, tokenizer_2=tokenizer, text_encoder_3=t5, tokenizer_3=t5_tokenizer,
@@ -115,7 +122,7 @@ def build_toy_sd3_teacher(folder: str | Path, base: Path, seed: int = 0,
     train_flow_teacher(
         transformer, latents, prompt_embeds, pooled, combination_index(data.attributes) + 1,
         steps=recipe.teacher_steps, batch=recipe.teacher_batch, lr=recipe.teacher_lr,
-        caption_dropout=recipe.caption_dropout, ema_decay=recipe.ema_decay, generator=_generator(seed, 55),
+        caption_dropout=recipe.caption_dropout, ema_decay=recipe.ema_decay, generator=seed_stream(seed, 55),
     )  # fmt: skip
     pipe.save_pretrained(folder, safe_serialization=True)
     shutil.rmtree(folder / "vae")  # the toy's own files (a re-save would record the base's path in its config)

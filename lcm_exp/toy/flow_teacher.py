@@ -16,7 +16,7 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
 
 from lcm_exp.objective.flow import shift_sigmas
-from lcm_exp.toy.training import EMA, cosine_lr, index_batches, set_lr
+from lcm_exp.toy.training import fit_text_conditioned
 
 SHIFT = 1.0
 HEADS, HEAD_DIM, LAYERS, PATCH = 4, 32, 4, 2
@@ -61,31 +61,16 @@ def train_flow_teacher(
 ) -> SD3Transformer2DModel:
     """Rectified-flow training on scaled latents (n, C, 8, 8); row 0 of the (m, L, D) / (m, P) embeddings is the
     empty prompt and ``caption_ids`` (n,) picks each latent's row. Returns the transformer holding the EMA weights."""
-    if prompt_embeds.shape[0] < 2 or not bool((caption_ids > 0).all()):
-        raise ValueError("prompt_embeds row 0 must be the empty prompt and every caption id must be >= 1")
-    device = transformer.device
-    transformer.train()
-    optimizer = torch.optim.AdamW(transformer.parameters(), lr=lr, weight_decay=0.01)
-    ema = EMA(transformer, ema_decay)
-    batches = index_batches(latents.shape[0], batch, generator)
-    for step in range(steps):
-        set_lr(optimizer, cosine_lr(step, steps, lr, warmup=max(steps // 20, 1)))
-        idx = next(batches)
-        z0 = latents[idx].to(device)
-        ids = torch.where(torch.rand(batch, generator=generator) < caption_dropout, 0, caption_ids[idx])
-        sigma = sample_sigmas(batch, generator).to(device)
-        noise = torch.randn(z0.shape, generator=generator).to(device)
+
+    def loss_of(z0: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        sigma = sample_sigmas(z0.shape[0], generator).to(z0.device)
+        noise = torch.randn(z0.shape, generator=generator).to(z0.device)
         s = sigma.view(-1, 1, 1, 1)
-        x = (1 - s) * z0 + s * noise
-        v = transformer(hidden_states=x, timestep=sigma * 1000, encoder_hidden_states=prompt_embeds[ids].to(device),
-                        pooled_projections=pooled_embeds[ids].to(device)).sample  # fmt: skip
-        loss = (v - (noise - z0)).pow(2).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(transformer.parameters(), 1.0)
-        optimizer.step()
-        ema.update(transformer)
-        if (step + 1) % max(steps // 10, 1) == 0:
-            log.info("toy flow teacher: step %d/%d, loss %.4f", step + 1, steps, loss.item())
-    ema.copy_to(transformer)
-    return transformer.eval().requires_grad_(False)
+        v = transformer(hidden_states=(1 - s) * z0 + s * noise, timestep=sigma * 1000,
+                        encoder_hidden_states=prompt_embeds[ids].to(z0.device),
+                        pooled_projections=pooled_embeds[ids].to(z0.device)).sample  # fmt: skip
+        return (v - (noise - z0)).pow(2).mean()
+
+    return fit_text_conditioned(transformer, latents, caption_ids, prompt_embeds.shape[0], loss_of, steps=steps,
+                                batch=batch, lr=lr, caption_dropout=caption_dropout, ema_decay=ema_decay,
+                                generator=generator, log=log, name="toy flow teacher")  # fmt: skip

@@ -16,7 +16,7 @@ import torch
 from diffusers import DDPMScheduler, PNDMScheduler, UNet2DConditionModel
 
 from lcm_exp.toy.text import HIDDEN
-from lcm_exp.toy.training import EMA, cosine_lr, index_batches, set_lr
+from lcm_exp.toy.training import fit_text_conditioned
 
 #: the SD1.5 training schedule (scaled-linear betas) and its shipped scheduler_config values
 SCHEDULE = {"num_train_timesteps": 1000, "beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012}
@@ -69,36 +69,18 @@ def train_teacher(
     ``caption_ids`` (n,) says which row belongs to each latent. A dropped caption uses row 0. Trains on the
     UNet's device; every random draw comes from ``generator`` on the CPU. Returns the UNet holding the EMA weights.
     """
-    if prompt_embeds.shape[0] < 2 or not bool((caption_ids > 0).all()):
-        raise ValueError("prompt_embeds row 0 must be the empty prompt and every caption id must be >= 1")
     schedule = DDPMScheduler(**SCHEDULE)
     alphas_cumprod = schedule.alphas_cumprod
     snr = alphas_cumprod / (1 - alphas_cumprod)
-    weight = snr.clamp(max=MIN_SNR_GAMMA) / snr  # min-SNR-gamma for epsilon prediction
+    weight = (snr.clamp(max=MIN_SNR_GAMMA) / snr).to(unet.device)  # min-SNR-gamma for epsilon prediction
 
-    device = unet.device
-    weight = weight.to(device)
-    unet.train()
-    optimizer = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.01)
-    ema = EMA(unet, ema_decay)
-    batches = index_batches(latents.shape[0], batch, generator)
-    for step in range(steps):
-        set_lr(optimizer, cosine_lr(step, steps, lr, warmup=max(steps // 20, 1)))
-        idx = next(batches)
-        z0 = latents[idx].to(device)
-        ids = torch.where(torch.rand(batch, generator=generator) < caption_dropout, 0, caption_ids[idx])
-        t = torch.randint(0, schedule.config.num_train_timesteps, (batch,), generator=generator)
-        noise = torch.randn(z0.shape, generator=generator).to(device)
-        t = t.to(device)
-        z_t = schedule.add_noise(z0, noise, t)
-        pred = unet(z_t, t, encoder_hidden_states=prompt_embeds[ids].to(device)).sample
-        loss = (weight[t] * (pred - noise).pow(2).flatten(1).mean(1)).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        optimizer.step()
-        ema.update(unet)
-        if (step + 1) % max(steps // 10, 1) == 0:
-            log.info("toy teacher: step %d/%d, loss %.4f", step + 1, steps, loss.item())
-    ema.copy_to(unet)
-    return unet.eval().requires_grad_(False)
+    def loss_of(z0: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        t = torch.randint(0, schedule.config.num_train_timesteps, (z0.shape[0],), generator=generator)
+        noise = torch.randn(z0.shape, generator=generator).to(z0.device)
+        t = t.to(z0.device)
+        pred = unet(schedule.add_noise(z0, noise, t), t, encoder_hidden_states=prompt_embeds[ids].to(z0.device)).sample
+        return (weight[t] * (pred - noise).pow(2).flatten(1).mean(1)).mean()
+
+    return fit_text_conditioned(unet, latents, caption_ids, prompt_embeds.shape[0], loss_of, steps=steps, batch=batch,
+                                lr=lr, caption_dropout=caption_dropout, ema_decay=ema_decay, generator=generator,
+                                log=log, name="toy teacher")  # fmt: skip

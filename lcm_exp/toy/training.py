@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -51,6 +51,50 @@ class EMA:
     def copy_to(self, module: torch.nn.Module) -> None:
         for p, s in zip(module.parameters(), self.shadow, strict=True):
             p.copy_(s)
+
+
+def fit_text_conditioned(
+    net: torch.nn.Module,
+    latents: torch.Tensor,
+    caption_ids: torch.Tensor,
+    prompt_rows: int,
+    loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    *,
+    steps: int,
+    batch: int,
+    lr: float,
+    caption_dropout: float,
+    ema_decay: float,
+    generator: torch.Generator,
+    log: logging.Logger,
+    name: str,
+) -> torch.nn.Module:
+    """The toy teachers' shared training loop: AdamW with cosine LR, caption dropout to row 0 (the empty prompt of the
+    ``prompt_rows`` encodings), gradient clipping, EMA. ``loss_of(z0, ids)`` draws its own timesteps and noise from
+    ``generator`` (after the dropout draw) and returns the batch loss. Progress lines go to the caller's ``log`` (a
+    build phase's bar reads them there). Returns ``net`` holding the EMA weights."""
+    if prompt_rows < 2 or not bool((caption_ids > 0).all()):
+        raise ValueError("prompt_embeds row 0 must be the empty prompt and every caption id must be >= 1")
+    device = next(net.parameters()).device
+    net.train()
+    optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.01)
+    ema = EMA(net, ema_decay)
+    batches = index_batches(latents.shape[0], batch, generator)
+    for step in range(steps):
+        set_lr(optimizer, cosine_lr(step, steps, lr, warmup=max(steps // 20, 1)))
+        idx = next(batches)
+        z0 = latents[idx].to(device)
+        ids = torch.where(torch.rand(batch, generator=generator) < caption_dropout, 0, caption_ids[idx])
+        loss = loss_of(z0, ids)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        optimizer.step()
+        ema.update(net)
+        if (step + 1) % max(steps // 10, 1) == 0:
+            log.info("%s: step %d/%d, loss %.4f", name, step + 1, steps, loss.item())
+    ema.copy_to(net)
+    return net.eval().requires_grad_(False)
 
 
 class _ToBar(logging.Filter):
