@@ -3,35 +3,10 @@
 from __future__ import annotations
 
 import pytest
-import torch
-from safetensors.torch import load_file
 
-from tests.train.runner import launch, metrics, record
+from tests.train.runner import metrics, record, straight_and_resumed
 
-TIMING = {"samples_per_s"}
 BASE = ["trainer.checkpointing_steps=2", "validation.at_end=false", "export.enabled=false", "adapter.rank=4"]
-
-
-def _state(checkpoint):
-    model = load_file(checkpoint / "model.safetensors")
-    ema = load_file(checkpoint / "ema.safetensors") if (checkpoint / "ema.safetensors").exists() else {}
-    optim = torch.load(checkpoint / "optimizer.bin", weights_only=True)
-    return model, ema, optim
-
-
-def _assert_equal(a, b, path="state"):
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), path
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), path
-        for k in a:
-            _assert_equal(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, list | tuple):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _assert_equal(x, y, f"{path}[{i}]")
-    else:
-        assert a == b, path
 
 
 @pytest.mark.parametrize(("adapter", "optim"), [
@@ -44,14 +19,7 @@ def test_resume_is_bitwise_identical_to_a_straight_run(tmp_path, cache_dir, adap
         args += ["adapter.target=ema"]  # the EMA of the adapter weights must survive the resume too
     else:
         args = [a for a in args if not a.startswith("adapter.rank")]
-    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    launch(straight, cache_dir, *args, "trainer.max_train_steps=4")
-    launch(resumed, cache_dir, *args, "trainer.max_train_steps=2")
-    launch(resumed, cache_dir, *args, "trainer.max_train_steps=4", "trainer.resume_from_checkpoint=latest")
-
-    _assert_equal(_state(straight / "checkpoints/checkpoint-4"), _state(resumed / "checkpoints/checkpoint-4"))
-    drop = lambda rows: [{k: v for k, v in r.items() if k not in TIMING} for r in rows]  # noqa: E731
-    assert drop(metrics(straight)) == drop(metrics(resumed))
+    _, resumed = straight_and_resumed(tmp_path, cache_dir, args)
     assert [r["step"] for r in metrics(resumed)] == [1, 2, 3, 4]
     rec = record(resumed)
     assert rec["status"] == "completed" and rec["attempts"] == 2 and rec["metrics"]["steps"] == 4
@@ -78,10 +46,5 @@ def test_skip_counters_continue_after_a_resume(tmp_path, cache_dir):
             tar.addfile(*member(f"s{i:03d}.txt", f"shape {i}".encode()))
     args = [f"data.shards={tmp_path / 'bad.tar'}", "data.shuffle_buffer=0", "model.resolution=32",
             "trainer.batch_size=2", "data.max_skip_fraction=0.9", "adapter=lora", *BASE]  # fmt: skip
-    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    launch(straight, cache_dir, *args, "trainer.max_train_steps=4")
-    launch(resumed, cache_dir, *args, "trainer.max_train_steps=2")
-    launch(resumed, cache_dir, *args, "trainer.max_train_steps=4", "trainer.resume_from_checkpoint=latest")
-    drop = lambda rows: [{k: v for k, v in r.items() if k not in TIMING} for r in rows]  # noqa: E731
+    straight, _ = straight_and_resumed(tmp_path, cache_dir, args)  # the metrics rows equal, counters included
     assert metrics(straight)[-1]["skipped_samples"] > metrics(straight)[1]["skipped_samples"] > 0
-    assert drop(metrics(straight)) == drop(metrics(resumed))

@@ -9,9 +9,8 @@ import pytest
 import torch
 
 from lcm_exp.train.checkpoint import complete_checkpoints
-from tests.train.runner import launch, metrics, record
+from tests.train.runner import launch, metrics, record, straight_and_resumed
 from tests.train.test_reliability import _start, _wait_for
-from tests.train.test_resume import TIMING, _assert_equal, _state
 
 SD3 = ["model=tiny_sd3", "model.max_sequence_length=16", "adapter=lora", "adapter.rank=4"]
 QUICK = ["validation.at_end=false"]
@@ -30,13 +29,7 @@ def test_two_process_ddp_on_cpu_trains_the_sd3_lora_in_sync(tmp_path, cache_dir)
 @pytest.mark.slow
 def test_sd3_resume_is_bitwise_identical_to_a_straight_run(tmp_path, cache_dir):
     args = [*SD3, *QUICK, "export.enabled=false", "trainer.checkpointing_steps=2", "adapter.target=ema"]
-    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    launch(straight, cache_dir, *args, "trainer.max_train_steps=4")
-    launch(resumed, cache_dir, *args, "trainer.max_train_steps=2")
-    launch(resumed, cache_dir, *args, "trainer.max_train_steps=4", "trainer.resume_from_checkpoint=latest")
-    _assert_equal(_state(straight / "checkpoints/checkpoint-4"), _state(resumed / "checkpoints/checkpoint-4"))
-    drop = lambda rows: [{k: v for k, v in r.items() if k not in TIMING} for r in rows]  # noqa: E731
-    assert drop(metrics(straight)) == drop(metrics(resumed))
+    straight_and_resumed(tmp_path, cache_dir, args)
 
 
 @pytest.mark.slow
